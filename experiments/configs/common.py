@@ -1,0 +1,71 @@
+"""Helpers shared by configs: parsing of ``:arg`` strings."""
+
+import ml_collections
+
+
+def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
+    """Parses ``"word,key=value,..."`` into a locked ConfigDict of ``defaults``.
+
+    A bare word is the value of the first default (e.g. the size in ``"cpu"`` or
+    ``"cpu,env=moving_dot"``). Values are converted to the type of their default; an
+    unknown key raises.
+
+    Args:
+        arg: the text after ``:`` in ``--config=file.py:arg`` (may be None).
+        **defaults: allowed keys and their default values, first one positional.
+    """
+    out = ml_collections.ConfigDict(defaults)
+    first = next(iter(defaults))
+    for part in filter(None, (arg or "").split(",")):
+        key, sep, value = part.partition("=")
+        if not sep:
+            key, value = first, part
+        if key not in defaults:
+            raise ValueError(f"unknown config arg {key!r} in {arg!r}; expected {sorted(defaults)}")
+        default = defaults[key]
+        if isinstance(default, bool):
+            value = value.lower() in ("1", "true", "yes")
+        out[key] = type(default)(value) if default is not None else value
+    out.lock()
+    return out
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    """Loads ``"path/to/config.py[:arg]"`` by calling its ``get_config(arg)``."""
+    import importlib.util
+
+    path, _, arg = spec.partition(":")
+    module_spec = importlib.util.spec_from_file_location("_lewm_config", path)
+    if module_spec is None:
+        raise FileNotFoundError(f"config file {path!r} not found")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(arg or None)
+
+
+def check_config_flags(argv: list[str], default_spec: str) -> None:
+    """Fails with one line if ``--config`` cannot be loaded or a ``--config.a.b=v`` flag
+    names a field the config lacks (ml_collections would print a long traceback).
+    """
+    spec = default_spec
+    for i, a in enumerate(argv):
+        if a.startswith("--config="):
+            spec = a.split("=", 1)[1]
+        elif a == "--config" and i + 1 < len(argv):
+            spec = argv[i + 1]
+    overrides = [a[len("--config.") :].split("=", 1)[0] for a in argv if a.startswith("--config.")]
+    try:
+        config = load_config(spec)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"error: --config={spec}: {e}") from None
+    for dotted in overrides:
+        node, walked = config, []
+        for name in dotted.split("."):
+            if not isinstance(node, ml_collections.ConfigDict) or name not in node:
+                where = ".".join(walked) or "the config"
+                fields = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+                raise SystemExit(
+                    f"error: --config.{dotted}: {where} has no field {name!r}; known: "
+                    f"{', '.join(fields)}"
+                )
+            node, walked = node[name], walked + [name]

@@ -1,0 +1,121 @@
+"""LeWorldModel training config.
+
+Sizes (the ``:arg`` after the file name; ``size=...`` or a bare word):
+  paper  the paper's model and hyperparameters (ViT-tiny/14 at 224 px, batch 128, bf16).
+  cpu    a small model on 64 px frames that trains in minutes on a laptop CPU.
+  test   a tiny model for unit tests.
+Other args: ``env=<dataset name>`` (default ``moving_dot``), ``lam=<sigreg weight>``.
+
+Run:
+  python -m experiments.train --config experiments/configs/lewm.py:cpu --workdir runs/lewm_cpu
+  python -m experiments.train --config experiments/configs/lewm.py:paper \
+      --workdir runs/lewm_paper --config.optim.lr=1e-4
+"""
+
+import ml_collections
+
+from experiments.configs.common import parse_arg
+
+SIZES = ("paper", "cpu", "test")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """Returns the config for ``arg`` (see the module docstring)."""
+    arg = parse_arg(arg, size="cpu", env="moving_dot", lam=0.09)
+    if arg.size not in SIZES:
+        raise ValueError(f"unknown size {arg.size!r}; expected one of {SIZES}")
+    c = ml_collections.ConfigDict()
+    c.seed = 3072  # every random draw derives from it: init, data split/order, dropout, SIGReg
+    c.batch_size = 128  # global batch of clips, split over all devices
+    c.num_epochs = 10  # passes over the training clips (ignored when total_steps > 0)
+    c.total_steps = 0  # optimizer steps; 0 = num_epochs * steps_per_epoch
+    c.log_every = 50  # steps between host syncs writing metrics.jsonl and the progress bar
+    c.eval_every = 1000  # steps between validation passes
+    c.eval_batches = 8  # validation batches per pass
+    c.checkpoint_every = 1000  # steps between checkpoints
+    c.keep_checkpoints = 3  # most recent checkpoints kept in workdir
+    c.async_checkpoints = True  # write checkpoints in the background
+    c.init_from = ""  # workdir whose latest checkpoint initialises params when starting fresh
+
+    c.data = ml_collections.ConfigDict()
+    c.data.name = arg.env  # dataset name (lewm_jax.datasets.DATASETS)
+    c.data.image_size = 224  # frame side the model sees, pixels
+    c.data.action_dim = 2  # raw action dimension A of the environment
+    c.data.frameskip = 5  # env steps per frame and actions per action block
+    c.data.num_frames = 4  # frames per training clip
+    c.data.train_fraction = 0.9  # random 90/10 split of clips
+    c.data.num_episodes = 2000  # procedurally generated datasets only: episodes
+    c.data.episode_len = 100  # procedurally generated datasets only: steps per episode
+
+    c.model = ml_collections.ConfigDict()
+    c.model.encoder = "Ti/14"  # ViT variant "<size>/<patch>"
+    c.model.latent_dim = 192  # D, latent and predictor width
+    c.model.proj_hidden = 2048  # hidden width of projector and predictor head
+    c.model.history = 3  # predictor context frames
+    c.model.pred_depth = 6  # predictor blocks
+    c.model.pred_heads = 16  # predictor attention heads
+    c.model.pred_head_dim = 64  # width per predictor head
+    c.model.pred_mlp_dim = 2048  # predictor MLP hidden width
+    c.model.dropout = 0.1  # predictor dropout
+    c.model.action_mlp_scale = 4  # action encoder hidden = this * latent_dim
+    c.model.dtype = "bfloat16"  # compute dtype: "float32" or "bfloat16" (params stay float32)
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.sigreg_weight = arg.lam  # lambda (0.09 in the released code, 0.1 in the paper text)
+    c.loss.num_proj = 1024  # SIGReg random projections, fresh every step
+    c.loss.knots = 17  # SIGReg integration knots on [0, 3]
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.lr = 5e-5  # peak AdamW learning rate
+    c.optim.weight_decay = 1e-3  # decoupled weight decay
+    c.optim.b1 = 0.9  # Adam beta1
+    c.optim.b2 = 0.999  # Adam beta2
+    c.optim.eps = 1e-8  # Adam epsilon
+    c.optim.grad_clip = 1.0  # global-norm gradient clipping (0 = off)
+    c.optim.warmup_fraction = 0.01  # linear warmup share of all steps, then cosine to 0
+
+    if arg.size == "cpu":
+        c.batch_size = 64
+        c.total_steps = 300
+        c.log_every, c.eval_every, c.checkpoint_every = 10, 100, 100
+        c.data.image_size = 64
+        c.data.num_episodes, c.data.episode_len = 300, 100
+        c.model.update(
+            encoder="Mi/8",
+            latent_dim=128,
+            proj_hidden=512,
+            pred_depth=3,
+            pred_heads=4,
+            pred_head_dim=32,
+            pred_mlp_dim=512,
+            dtype="float32",
+        )
+        c.optim.lr = 1e-3
+        c.optim.warmup_fraction = 0.05
+    elif arg.size == "test":
+        c.batch_size = 16
+        c.total_steps = 6
+        c.log_every, c.eval_every, c.checkpoint_every, c.eval_batches = 2, 3, 3, 2
+        c.data.image_size = 32
+        c.data.num_episodes, c.data.episode_len = 12, 40
+        c.model.update(
+            encoder="Mu/8",
+            latent_dim=32,
+            proj_hidden=64,
+            pred_depth=2,
+            pred_heads=2,
+            pred_head_dim=16,
+            pred_mlp_dim=64,
+            dtype="float32",
+        )
+        c.loss.num_proj = 64
+        c.optim.lr = 1e-3
+    c.lock()
+    return c
+
+
+def sweep(add):
+    """Hyperparameter grid: calls ``add(**overrides)`` once per run (dotted keys)."""
+    for lam in (0.0, 0.01, 0.09, 0.5, 2.0):
+        for lr in (5e-5, 1e-4):
+            add(**{"loss.sigreg_weight": lam, "optim.lr": lr})

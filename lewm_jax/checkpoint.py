@@ -1,0 +1,113 @@
+"""Orbax checkpoints of the whole TrainState, with the run config beside them.
+
+Layout of a workdir: ``config.json`` (the config that made the run) and
+``checkpoints/<step>/`` (keep-N, written asynchronously; orbax finalises a step
+directory only when it is complete, so a run killed mid-save leaves the previous
+checkpoints intact).
+"""
+
+import json
+import os
+from pathlib import Path
+
+import jax
+import orbax.checkpoint as ocp
+
+CONFIG_FILE = "config.json"
+
+
+def check_workdir(workdir: str | os.PathLike) -> Path:
+    """Creates ``workdir`` if needed and fails early with one line if it is not writable."""
+    path = Path(workdir)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"workdir {str(path)!r} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write_probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise PermissionError(f"workdir {str(path)!r} is not writable: {e.strerror}") from None
+    return path
+
+
+def read_config(workdir: str | os.PathLike) -> dict | None:
+    """The config dict stored in ``workdir``, or None if there is none."""
+    path = Path(workdir) / CONFIG_FILE
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def write_config(workdir: str | os.PathLike, config_json: str) -> None:
+    """Writes ``config.json`` atomically (a crash never leaves a half-written file)."""
+    path = Path(workdir) / CONFIG_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(config_json)
+    os.replace(tmp, path)
+
+
+def config_mismatch(stored: dict, current: dict, sections=("model", "data")) -> list[str]:
+    """Dotted keys under ``sections`` whose values differ between two config dicts."""
+
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    diffs = []
+    for s in sections:
+        a, b = flat(stored.get(s, {}), f"{s}."), flat(current.get(s, {}), f"{s}.")
+        diffs += [k for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+    return diffs
+
+
+class Checkpointer:
+    """Saves and restores :class:`~lewm_jax.train_state.TrainState` pytrees.
+
+    Args:
+        directory: where step directories go (``<workdir>/checkpoints``).
+        keep: number of most recent checkpoints to keep.
+        async_save: write in a background thread after copying arrays to host.
+    """
+
+    def __init__(self, directory: str | os.PathLike, *, keep: int = 3, async_save: bool = True):
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep,
+            create=True,
+            enable_async_checkpointing=async_save,
+        )
+        self.manager = ocp.CheckpointManager(Path(directory).absolute(), options=options)
+
+    def latest_step(self) -> int | None:
+        """Step of the newest complete checkpoint, or None."""
+        return self.manager.latest_step()
+
+    def save(self, step: int, state) -> None:
+        """Saves ``state`` as ``step`` (returns once arrays are copied off the devices)."""
+        self.manager.save(step, args=ocp.args.StandardSave(state), force=True)
+
+    def restore(self, target, step: int | None = None):
+        """Restores into the structure, dtypes and shardings of ``target``.
+
+        Args:
+            target: a TrainState of arrays or ``jax.ShapeDtypeStruct`` with shardings.
+            step: which step (default: latest).
+        """
+        step = self.latest_step() if step is None else step
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+
+    def wait(self) -> None:
+        """Blocks until pending asynchronous saves are on disk."""
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        """Finishes pending saves and releases resources."""
+        self.manager.close()

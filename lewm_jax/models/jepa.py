@@ -1,0 +1,125 @@
+"""The LeWM JEPA: encoder + projector, action encoder, causal predictor + head.
+
+Shape letters: B batch, T time, H/W pixels, A action-block width (frameskip x action
+dim), D latent.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lewm_jax.models.heads import ActionEncoder, MLPHead
+from lewm_jax.models.layers import Dtype
+from lewm_jax.models.predictor import ARPredictor
+from lewm_jax.models.vit import ViT
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+def check_pixels(pixels: jax.Array) -> None:
+    """Raises a one-line error unless ``pixels`` is uint8 ``(B, T, H, W, 3)``."""
+    if pixels.ndim != 5 or pixels.shape[-1] != 3:
+        raise ValueError(f"pixels must have shape (B, T, H, W, 3), got {tuple(pixels.shape)}")
+    if pixels.dtype != jnp.uint8:
+        raise TypeError(f"pixels must be uint8 in [0, 255], got dtype {pixels.dtype}")
+
+
+def normalize_pixels(pixels: jax.Array) -> jax.Array:
+    """uint8 ``(..., 3)`` -> float32 with ImageNet mean/std normalisation."""
+    return (pixels.astype(jnp.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+
+
+class JEPA(nn.Module):
+    """LeWorldModel. Use ``apply(..., method=...)`` with ``encode``, ``embed_actions``,
+    ``predict`` for planning, or ``__call__`` for the teacher-forced training forward.
+
+    Attributes:
+        encoder: ViT variant string, e.g. ``"Ti/14"``.
+        image_size: native image size of the encoder's position table.
+        latent_dim: D, the latent (and predictor) width.
+        proj_hidden: hidden width of the projector and predictor head.
+        history: predictor context length (and position-table size).
+        pred_depth: predictor blocks.
+        pred_heads: predictor attention heads.
+        pred_head_dim: predictor width per head.
+        pred_mlp_dim: predictor MLP hidden width.
+        dropout: predictor dropout.
+        action_mlp_scale: action encoder hidden width is this times ``latent_dim``.
+        dtype: computation dtype (float32 or bfloat16); parameters stay float32.
+    """
+
+    encoder: str = "Ti/14"
+    image_size: int = 224
+    latent_dim: int = 192
+    proj_hidden: int = 2048
+    history: int = 3
+    pred_depth: int = 6
+    pred_heads: int = 16
+    pred_head_dim: int = 64
+    pred_mlp_dim: int = 2048
+    dropout: float = 0.1
+    action_mlp_scale: int = 4
+    dtype: Dtype = jnp.float32
+
+    def setup(self):
+        self.vit = ViT(self.encoder, self.image_size, self.dtype)
+        self.projector = MLPHead(self.proj_hidden, self.latent_dim, self.dtype)
+        self.action_encoder = ActionEncoder(self.latent_dim, self.action_mlp_scale, self.dtype)
+        self.predictor = ARPredictor(
+            self.history,
+            self.pred_depth,
+            self.pred_heads,
+            self.pred_head_dim,
+            self.pred_mlp_dim,
+            self.dropout,
+            self.dtype,
+        )
+        self.pred_proj = MLPHead(self.proj_hidden, self.latent_dim, self.dtype)
+
+    def encode(self, pixels: jax.Array, *, train: bool = False) -> jax.Array:
+        """Encodes uint8 frames ``(B, T, H, W, 3)`` to float32 latents ``(B, T, D)``."""
+        check_pixels(pixels)
+        b, t = pixels.shape[:2]
+        images = normalize_pixels(pixels.reshape(b * t, *pixels.shape[2:]))
+        feats = self.vit(images.astype(self.dtype))
+        z = self.projector(feats, train=train)  # BatchNorm over batch x time
+        return z.reshape(b, t, -1).astype(jnp.float32)
+
+    def embed_actions(self, actions: jax.Array) -> jax.Array:
+        """Embeds z-scored action blocks ``(B, T, A)`` to ``(B, T, D)``."""
+        if actions.ndim != 3:
+            raise ValueError(f"actions must have shape (B, T, A), got {tuple(actions.shape)}")
+        return self.action_encoder(actions)
+
+    def predict(self, z: jax.Array, act_emb: jax.Array, *, train: bool = False) -> jax.Array:
+        """Predicts next latents ``(B, T, D)`` from latents and action embeddings ``(B, T, D)``.
+
+        Causal: output ``t`` predicts the latent at ``t + 1`` from inputs at times ``<= t``.
+        """
+        b, t, _ = z.shape
+        h = self.predictor(z, act_emb, train=train)
+        return self.pred_proj(h.reshape(b * t, -1), train=train).reshape(b, t, -1)
+
+    def __call__(self, pixels: jax.Array, actions: jax.Array, *, train: bool = False):
+        """Teacher-forced forward pass of a clip.
+
+        Args:
+            pixels: uint8 frames ``(B, T, H, W, 3)`` with ``T >= history + 1``.
+            actions: z-scored action blocks ``(B, T, A)``.
+            train: BatchNorm batch statistics and dropout on.
+
+        Returns:
+            ``(z, pred)``: latents of all frames ``(B, T, D)`` and float32 predictions
+            ``(B, history, D)`` where ``pred[:, i]`` predicts ``z[:, i + 1]``.
+        """
+        if actions.shape[:2] != pixels.shape[:2]:
+            raise ValueError(
+                f"actions {tuple(actions.shape)} and pixels {tuple(pixels.shape)} must share (B, T)"
+            )
+        z = self.encode(pixels, train=train)
+        act_emb = self.embed_actions(actions)
+        n = self.history
+        pred = self.predict(z[:, :n], act_emb[:, :n], train=train)
+        return z, pred.astype(jnp.float32)

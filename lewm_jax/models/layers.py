@@ -1,0 +1,153 @@
+"""Building blocks shared by the encoder, predictor and heads.
+
+Initialisers follow the released PyTorch code so that training starts from the same
+distribution: HF-ViT style (normal 0.02, zero bias) for the encoder, PyTorch's default
+``nn.Linear`` init (uniform +-1/sqrt(fan_in) for weight and bias) elsewhere.
+Shape letters: B batch, T tokens, D width.
+"""
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Dtype = Any
+
+
+def torch_uniform(fan_in: int):
+    """PyTorch's default Linear/Conv init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def dense(features: int, fan_in: int, style: str, dtype: Dtype, *, use_bias=True, name=None):
+    """A Dense layer with the initialisation of the matching PyTorch module.
+
+    Args:
+        features: output width.
+        fan_in: input width (needed by PyTorch's bias init).
+        style: ``"vit"`` (normal 0.02, zero bias) or ``"torch"`` (default nn.Linear).
+        dtype: computation dtype; parameters stay float32.
+        use_bias: whether the layer has a bias.
+        name: submodule name.
+    """
+    if style == "vit":
+        inits = dict(kernel_init=nn.initializers.normal(0.02), bias_init=nn.initializers.zeros)
+    elif style == "torch":
+        inits = dict(kernel_init=torch_uniform(fan_in), bias_init=torch_uniform(fan_in))
+    else:
+        raise ValueError(f"unknown init style {style!r}; expected 'vit' or 'torch'")
+    return nn.Dense(features, use_bias=use_bias, dtype=dtype, name=name, **inits)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with a fused qkv projection.
+
+    Attributes:
+        num_heads: number of heads.
+        head_dim: width of each head; the inner width is ``num_heads * head_dim``.
+        qkv_bias: whether the qkv projection has a bias (ViT yes, predictor no).
+        causal: mask attention to earlier tokens only.
+        dropout: dropout on attention weights and on the output projection.
+        style: init style, see :func:`dense`.
+        dtype: computation dtype.
+    """
+
+    num_heads: int
+    head_dim: int
+    qkv_bias: bool = True
+    causal: bool = False
+    dropout: float = 0.0
+    style: str = "vit"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        """Attends over ``x (B, T, D)`` and returns ``(B, T, D)``."""
+        b, t, d = x.shape
+        inner = self.num_heads * self.head_dim
+        qkv = dense(3 * inner, d, self.style, self.dtype, use_bias=self.qkv_bias, name="qkv")(x)
+        # Layout (3, heads, head_dim) equals PyTorch's chunk(3) followed by "(h d)".
+        q, k, v = jnp.moveaxis(qkv.reshape(b, t, 3, self.num_heads, self.head_dim), 2, 0)
+        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
+        logits = logits / math.sqrt(self.head_dim)
+        if self.causal:
+            mask = jnp.tril(jnp.ones((t, t), bool))
+            logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
+        weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
+        weights = nn.Dropout(self.dropout)(weights, deterministic=not train)
+        out = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, t, inner)
+        out = dense(d, inner, self.style, self.dtype, name="out")(out)
+        return nn.Dropout(self.dropout)(out, deterministic=not train)
+
+
+class FeedForward(nn.Module):
+    """Dense -> exact GELU -> dropout -> Dense -> dropout.
+
+    Attributes:
+        hidden: hidden width.
+        dropout: dropout rate after the activation and after the output.
+        style: init style, see :func:`dense`.
+        dtype: computation dtype.
+    """
+
+    hidden: int
+    dropout: float = 0.0
+    style: str = "vit"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        """Maps ``x (..., D)`` to ``(..., D)``."""
+        d = x.shape[-1]
+        h = dense(self.hidden, d, self.style, self.dtype, name="fc1")(x)
+        h = nn.Dropout(self.dropout)(nn.gelu(h, approximate=False), deterministic=not train)
+        h = dense(d, self.hidden, self.style, self.dtype, name="fc2")(h)
+        return nn.Dropout(self.dropout)(h, deterministic=not train)
+
+
+class BatchNorm(nn.Module):
+    """BatchNorm over every leading axis, matching ``torch.nn.BatchNorm1d``.
+
+    Normalises with the biased batch variance and tracks the unbiased one, as PyTorch
+    does, so converted running statistics mean the same thing. Under ``jit`` with a
+    sharded batch the statistics are those of the global batch.
+
+    Attributes:
+        momentum: PyTorch-convention momentum (weight of the new batch statistic).
+        epsilon: added to the variance.
+        dtype: output dtype; statistics are computed in float32.
+    """
+
+    momentum: float = 0.1
+    epsilon: float = 1e-5
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        """Normalises ``x (..., F)`` feature-wise."""
+        feats = x.shape[-1]
+        ra_mean = self.variable("batch_stats", "mean", jnp.zeros, (feats,), jnp.float32)
+        ra_var = self.variable("batch_stats", "var", jnp.ones, (feats,), jnp.float32)
+        scale = self.param("scale", nn.initializers.ones, (feats,), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (feats,), jnp.float32)
+        xf = x.astype(jnp.float32)
+        if train:
+            axes = tuple(range(x.ndim - 1))
+            n = math.prod(x.shape[:-1])
+            mean = xf.mean(axes)
+            var = jnp.square(xf - mean).mean(axes)
+            if not self.is_initializing():
+                m = self.momentum
+                ra_mean.value = (1 - m) * ra_mean.value + m * mean
+                ra_var.value = (1 - m) * ra_var.value + m * var * (n / max(n - 1, 1))
+        else:
+            mean, var = ra_mean.value, ra_var.value
+        y = (xf - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
+        return y.astype(self.dtype)

@@ -1,0 +1,116 @@
+"""Action-conditioned causal transformer predictor with AdaLN-zero blocks.
+
+Shape letters: B batch, T time (at most the history length), D latent.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lewm_jax.models.layers import Attention, Dtype, FeedForward
+
+
+def modulate(x: jax.Array, shift: jax.Array, scale: jax.Array) -> jax.Array:
+    """AdaLN modulation ``x * (1 + scale) + shift``."""
+    return x * (1 + scale) + shift
+
+
+class ConditionalBlock(nn.Module):
+    """Transformer block whose norms are modulated by the action embedding (AdaLN-zero).
+
+    ``SiLU -> Linear(D -> 6D)`` of the condition gives shift/scale/gate for the attention
+    and MLP branches. That Linear starts at zero, so every block starts as the identity.
+
+    Attributes:
+        num_heads: attention heads.
+        head_dim: width per head.
+        mlp_dim: MLP hidden width.
+        dropout: dropout rate in attention and MLP.
+        dtype: computation dtype.
+    """
+
+    num_heads: int
+    head_dim: int
+    mlp_dim: int
+    dropout: float = 0.0
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, c: jax.Array, *, train: bool = False) -> jax.Array:
+        """Updates tokens ``x (B, T, D)`` given conditions ``c (B, T, D)``."""
+        d = x.shape[-1]
+        mod = nn.Dense(
+            6 * d,
+            dtype=self.dtype,
+            name="adaln",
+            kernel_init=nn.initializers.zeros,
+            bias_init=nn.initializers.zeros,
+        )(nn.silu(c))
+        shift1, scale1, gate1, shift2, scale2, gate2 = jnp.split(mod, 6, axis=-1)
+
+        # Block norms carry no affine: AdaLN's shift/scale take that role (PyTorch eps 1e-5
+        # elsewhere, 1e-6 here, as in the released code).
+        def block_norm(name):
+            return nn.LayerNorm(
+                epsilon=1e-6, use_scale=False, use_bias=False, dtype=self.dtype, name=name
+            )
+
+        h = modulate(block_norm("norm1")(x), shift1, scale1)
+        h = nn.LayerNorm(epsilon=1e-5, dtype=self.dtype, name="attn_norm")(h)
+        h = Attention(
+            self.num_heads,
+            self.head_dim,
+            qkv_bias=False,
+            causal=True,
+            dropout=self.dropout,
+            style="torch",
+            dtype=self.dtype,
+            name="attn",
+        )(h, train=train)
+        x = x + gate1 * h
+        h = modulate(block_norm("norm2")(x), shift2, scale2)
+        h = nn.LayerNorm(epsilon=1e-5, dtype=self.dtype, name="mlp_norm")(h)
+        h = FeedForward(self.mlp_dim, self.dropout, "torch", self.dtype, name="mlp")(h, train=train)
+        return x + gate2 * h
+
+
+class ARPredictor(nn.Module):
+    """Causal predictor: ``out[:, t]`` depends on latents and actions at times <= t only.
+
+    Attributes:
+        history: maximum number of time steps (size of the learned position table).
+        depth: number of blocks.
+        num_heads: attention heads.
+        head_dim: width per head.
+        mlp_dim: MLP hidden width.
+        dropout: dropout rate inside blocks.
+        dtype: computation dtype.
+    """
+
+    history: int = 3
+    depth: int = 6
+    num_heads: int = 16
+    head_dim: int = 64
+    mlp_dim: int = 2048
+    dropout: float = 0.1
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, z: jax.Array, c: jax.Array, *, train: bool = False) -> jax.Array:
+        """Maps latents ``z (B, T, D)`` and action embeddings ``c (B, T, D)`` to ``(B, T, D)``."""
+        _, t, d = z.shape
+        if t > self.history:
+            raise ValueError(f"predictor got {t} time steps, more than its history {self.history}")
+        pos = self.param("pos_embedding", nn.initializers.normal(1.0), (1, self.history, d))
+        x = (z + pos[:, :t]).astype(self.dtype)
+        c = c.astype(self.dtype)
+        for i in range(self.depth):
+            x = ConditionalBlock(
+                self.num_heads,
+                self.head_dim,
+                self.mlp_dim,
+                self.dropout,
+                self.dtype,
+                name=f"block{i}",
+            )(x, c, train=train)
+        return nn.LayerNorm(epsilon=1e-5, dtype=self.dtype, name="norm")(x)

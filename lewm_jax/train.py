@@ -1,0 +1,216 @@
+"""``train_and_evaluate``: the host loop around the pure train step.
+
+Preemption-safe: a run resumes from the latest checkpoint in ``workdir``, else from
+``config.init_from``, else starts from scratch. Everything random is a function of
+``(config.seed, step)`` and the data order is a function of the step, so a resumed run
+reproduces an uninterrupted one exactly. All input checks run before anything is
+written to ``workdir``.
+"""
+
+import functools
+import math
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from lewm_jax import checkpoint, datasets, reporting, sharding
+from lewm_jax.input_pipeline import ClipSource, Episodes
+from lewm_jax.models.vit import decode_variant
+from lewm_jax.optim import make_optimizer
+from lewm_jax.steps import build_model, make_eval_step, make_train_step
+from lewm_jax.train_state import init_train_state
+
+
+def validate_config(config) -> None:
+    """One-line errors for inconsistent configs, before any work is done."""
+    patch = decode_variant(config.model.encoder)["patch_size"]
+    if config.data.image_size % patch:
+        raise ValueError(
+            f"data.image_size {config.data.image_size} is not a multiple of the patch size "
+            f"{patch} of model.encoder {config.model.encoder!r}"
+        )
+    if config.data.num_frames < config.model.history + 1:
+        raise ValueError(
+            f"data.num_frames {config.data.num_frames} must be >= model.history + 1 = "
+            f"{config.model.history + 1}"
+        )
+    for name in ("batch_size", "log_every", "eval_every", "checkpoint_every"):
+        if config[name] < 1:
+            raise ValueError(f"{name} must be >= 1, got {config[name]}")
+
+
+def check_episodes(episodes: Episodes, data_config) -> None:
+    """Checks the dataset against ``config.data`` (frame shape, dtype, action dim)."""
+    size = data_config.image_size
+    if episodes.pixels.shape[1:] != (size, size, 3):
+        raise ValueError(
+            f"dataset frames have shape {episodes.pixels.shape[1:]}, expected "
+            f"({size}, {size}, 3) from data.image_size"
+        )
+    if episodes.action_dim != data_config.action_dim:
+        raise ValueError(
+            f"dataset actions have dimension {episodes.action_dim}, but data.action_dim is "
+            f"{data_config.action_dim}"
+        )
+
+
+def _restore_or_init(config, workdir: Path, ckpt, init, sample, abstract):
+    """The resume order: latest checkpoint in workdir, then init_from, then scratch."""
+    if ckpt.latest_step() is not None:
+        return ckpt.restore(abstract), f"resumed from step {ckpt.latest_step()}"
+    if config.init_from:
+        src = checkpoint.Checkpointer(Path(config.init_from) / "checkpoints", async_save=False)
+        if src.latest_step() is None:
+            raise FileNotFoundError(f"init_from {config.init_from!r} holds no checkpoint")
+        loaded = src.restore(abstract)
+        fresh = init(jax.random.key(config.seed), sample)
+        state = fresh.replace(params=loaded.params, batch_stats=loaded.batch_stats)
+        return state, f"initialised from {config.init_from} step {src.latest_step()}"
+    return init(jax.random.key(config.seed), sample), "started from scratch"
+
+
+def _to_rows(pending: list) -> list[dict]:
+    """Fetches per-step device metrics and turns them into JSON rows."""
+    fetched = jax.device_get([m for _, m in pending])
+    return [
+        {"step": s, **{k: float(v) for k, v in m.items()}}
+        for (s, _), m in zip(pending, fetched, strict=True)
+    ]
+
+
+def evaluate(eval_step, state, source: ClipSource, mesh, key, num_batches: int) -> dict:
+    """Mean validation metrics over the first ``num_batches`` batches of ``source``."""
+    n = max(1, min(num_batches, source.steps_per_epoch))
+    outs = [
+        eval_step(state, sharding.to_global(source.batch(i), mesh), jax.random.fold_in(key, i))
+        for i in range(n)
+    ]
+    return {f"val_{k}": float(np.mean([o[k] for o in jax.device_get(outs)])) for k in outs[0]}
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+    """Trains LeWM as described by ``config`` (never mutated) in ``workdir``.
+
+    Args:
+        config: an ml_collections config from ``experiments/configs/lewm.py``.
+        workdir: run directory for checkpoints, ``config.json``, metrics and plots.
+
+    Returns:
+        Summary: last training metrics, last validation metrics, steps and timing.
+    """
+    validate_config(config)
+    mesh = sharding.make_mesh()
+    sharding.check_batch_size(config.batch_size, mesh)
+    stored = checkpoint.read_config(workdir) if Path(workdir).is_dir() else None
+    if stored is not None:
+        diffs = checkpoint.config_mismatch(stored, config.to_dict())
+        if diffs:
+            raise ValueError(
+                f"workdir {workdir!r} holds a run with a different config ({', '.join(diffs)}); "
+                "use a new workdir"
+            )
+    episodes = datasets.load_episodes(config.data, config.seed)
+    check_episodes(episodes, config.data)
+    src_args = dict(
+        batch_size=config.batch_size,
+        num_frames=config.data.num_frames,
+        frameskip=config.data.frameskip,
+        seed=config.seed,
+        train_fraction=config.data.train_fraction,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
+    train_src = ClipSource(episodes, split="train", **src_args)
+    val_src = ClipSource(
+        episodes, split="val", **src_args, stats=(train_src.action_mean, train_src.action_std)
+    )
+    total = config.total_steps or config.num_epochs * train_src.steps_per_epoch
+    model = build_model(config.model, image_size=config.data.image_size)
+    tx = make_optimizer(config.optim, total)
+    repl, data = sharding.replicated(mesh), sharding.data_sharded(mesh)
+
+    sample = train_src.gather(train_src.starts[:1])
+    init = jax.jit(functools.partial(init_train_state, model, tx), out_shardings=repl)
+    abstract = jax.eval_shape(init, jax.random.key(config.seed), sample)
+    abstract = jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl), abstract
+    )
+
+    workdir = checkpoint.check_workdir(workdir)
+    ckpt = checkpoint.Checkpointer(
+        workdir / "checkpoints", keep=config.keep_checkpoints, async_save=config.async_checkpoints
+    )
+    state, origin = _restore_or_init(config, workdir, ckpt, init, sample, abstract)
+    if stored is None:
+        checkpoint.write_config(workdir, config.to_json(indent=2))
+
+    train_step = jax.jit(
+        make_train_step(model, tx, config.loss),
+        in_shardings=(repl, data, repl),
+        out_shardings=(repl, repl),
+        donate_argnums=0,
+    )
+    eval_step = jax.jit(make_eval_step(model, config.loss), in_shardings=(repl, data, repl))
+    base_key = jax.device_put(jax.random.key(config.seed), repl)
+    train_key, eval_key = jax.random.fold_in(base_key, 1), jax.random.fold_in(base_key, 2)
+
+    start = int(jax.device_get(state.step))
+    log = reporting.MetricsLog(workdir, resume_step=start)
+    is_main = jax.process_index() == 0
+    if is_main:
+        print(
+            f"lewm_jax: {origin}; {total} steps, {train_src.steps_per_epoch} per epoch, "
+            f"{len(jax.devices())} devices, workdir {workdir}",
+            flush=True,
+        )
+    pending, last, val = [], {}, {}
+    t0 = time.time()
+    bar = tqdm(total=total, initial=start, disable=not is_main, desc="train", dynamic_ncols=True)
+    batches = train_src.iterate(start)
+    for step, local in batches:
+        if step >= total:
+            break
+        batch = sharding.to_global(local, mesh)
+        with jax.transfer_guard("disallow"):
+            state, m = train_step(state, batch, train_key)
+        done = step + 1
+        pending.append((done, m))
+        bar.update(1)
+        if done % config.log_every == 0 or done == total:
+            rows, pending = _to_rows(pending), []
+            bad = [r["step"] for r in rows if not math.isfinite(r["loss"])]
+            if bad:
+                raise FloatingPointError(
+                    f"non-finite loss at step {bad[0]} (steps {rows[0]['step']}-{rows[-1]['step']}"
+                    f" logged); last good checkpoint: step {ckpt.latest_step()} in {workdir}"
+                )
+            log.write(rows)
+            last = rows[-1]
+            bar.set_postfix(
+                loss=f"{last['loss']:.4f}",
+                pred=f"{last['pred_loss']:.4f}",
+                rank=f"{last['z_rank']:.1f}",
+            )
+        if done % config.eval_every == 0 or done == total:
+            val = evaluate(eval_step, state, val_src, mesh, eval_key, config.eval_batches)
+            log.write([{"step": done, **val}])
+        if done % config.checkpoint_every == 0 or done == total:
+            ckpt.save(done, state)
+    batches.close()
+    bar.close()
+    ckpt.wait()
+    ckpt.close()
+    steps_run = int(jax.device_get(state.step)) - start
+    if is_main:
+        reporting.plot_curves(log.read(), workdir / reporting.CURVES_FILE, title=str(workdir))
+    return {
+        **last,
+        **val,
+        "total_steps": total,
+        "steps_run": steps_run,
+        "seconds_per_step": (time.time() - t0) / max(steps_run, 1),
+        "origin": origin,
+    }

@@ -1,0 +1,9 @@
+"""Test setup: 8 fake CPU devices so the data-parallel path is always exercised."""
+
+import os
+
+# Must happen before jax is imported anywhere in the test session.
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
