@@ -81,7 +81,7 @@ def make_train_step(model: JEPA, tx: optax.GradientTransformation, loss_config):
         out = {
             "loss": aux["pred_loss"] + loss_config.sigreg_weight * aux["sigreg_loss"],
             **aux,
-            "grad_norm": optax.global_norm(grads),
+            "grad_norm": optax.tree.norm(grads),
             **_collapse_metrics(jax.lax.stop_gradient(z)),
         }
         new_state = TrainState(

@@ -1,0 +1,119 @@
+"""Train-step speed: seconds per step and clips/s of the jitted, data-parallel train step.
+
+Prints a table and writes it as JSON. Random uint8 clips (speed does not depend on the
+pixels), the real model, optimizer, loss and sharding of ``experiments/configs/lewm.py``.
+
+  python -m experiments.bench.train_speed --sizes=cpu,paper --steps=5
+  XLA_FLAGS=--xla_force_host_platform_device_count=8 \
+      python -m experiments.bench.train_speed --sizes=cpu --devices=1,2,4,8
+"""
+
+import json
+import platform
+import statistics
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+
+from experiments.configs.lewm import get_config
+from lewm_jax import sharding
+from lewm_jax.optim import make_optimizer
+from lewm_jax.steps import build_model, make_train_step
+from lewm_jax.train_state import init_train_state
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("sizes", ["cpu", "paper"], "Config sizes to time.")
+flags.DEFINE_list("devices", [], "Device counts to time (default: all devices).")
+flags.DEFINE_integer("batch_size", 0, "Global batch (0 = the config's).")
+flags.DEFINE_string("dtype", "", "Compute dtype override: float32 or bfloat16.")
+flags.DEFINE_integer("steps", 5, "Timed steps after the warm-up step.")
+flags.DEFINE_string("json", "", "Also write the table to this JSON file.")
+
+
+def time_train_step(size: str, num_devices: int, batch_size: int, dtype: str, steps: int) -> dict:
+    """Compile time and median step time of one configuration."""
+    config = get_config(size)
+    model_config = config.model.to_dict() | ({"dtype": dtype} if dtype else {})
+    model_config = type("M", (), model_config)
+    batch_size = batch_size or config.batch_size
+    mesh = sharding.make_mesh(jax.devices()[:num_devices])
+    sharding.check_batch_size(batch_size, mesh)
+    repl, data = sharding.replicated(mesh), sharding.data_sharded(mesh)
+    d = config.data
+    rng = np.random.default_rng(0)
+    local = {
+        "pixels": rng.integers(
+            0, 256, (batch_size, d.num_frames, d.image_size, d.image_size, 3)
+        ).astype(np.uint8),
+        "actions": rng.standard_normal(
+            (batch_size, d.num_frames, d.frameskip * d.action_dim)
+        ).astype(np.float32),
+    }
+    batch = sharding.to_global(local, mesh)
+    model = build_model(model_config, image_size=d.image_size)
+    tx = make_optimizer(config.optim, 1000)
+    state = jax.jit(lambda k: init_train_state(model, tx, k, batch), out_shardings=repl)(
+        jax.random.key(0)
+    )
+    n_params = sum(x.size for x in jax.tree.leaves(state.params))
+    step = jax.jit(
+        make_train_step(model, tx, config.loss),
+        in_shardings=(repl, data, repl),
+        out_shardings=(repl, repl),
+        donate_argnums=0,
+    )
+    key = jax.device_put(jax.random.key(1), repl)
+    t0 = time.perf_counter()
+    state, m = step(state, batch, key)
+    jax.block_until_ready(m)
+    compile_s = time.perf_counter() - t0
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        state, m = step(state, batch, key)
+        jax.block_until_ready(m)
+        times.append(time.perf_counter() - t0)
+    sec = statistics.median(times)
+    return {
+        "size": size,
+        "params": int(n_params),
+        "batch": batch_size,
+        "devices": num_devices,
+        "dtype": model_config.dtype,
+        "first_step_s": round(compile_s, 3),
+        "s_per_step": round(sec, 4),
+        "clips_per_s": round(batch_size / sec, 2),
+    }
+
+
+def main(argv):
+    del argv
+    counts = [int(n) for n in FLAGS.devices] or [len(jax.devices())]
+    rows = [
+        time_train_step(size, n, FLAGS.batch_size, FLAGS.dtype, FLAGS.steps)
+        for size in FLAGS.sizes
+        for n in counts
+    ]
+    cols = list(rows[0])
+    print(
+        f"# train step, {jax.devices()[0].device_kind} ({jax.default_backend()}), "
+        f"{platform.node()}, {time.strftime('%Y-%m-%d')}"
+    )
+    print(" | ".join(cols))
+    for r in rows:
+        print(" | ".join(str(r[c]) for c in cols))
+    if FLAGS.json:
+        meta = {
+            "backend": jax.default_backend(),
+            "device": jax.devices()[0].device_kind,
+            "date": time.strftime("%Y-%m-%d"),
+            "host": platform.node(),
+        }
+        with open(FLAGS.json, "w") as f:
+            json.dump({"meta": meta, "rows": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,108 @@
+"""The command-line entry point, run as real subprocesses: errors, SIGKILL and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from experiments.configs.lewm import get_config
+from lewm_jax.checkpoint import Checkpointer
+from lewm_jax.train import train_and_evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = "experiments/configs/lewm.py:test"
+# Long enough that the kill lands mid-run, with frequent synchronous checkpoints.
+OVERRIDES = {"total_steps": 16, "checkpoint_every": 2, "log_every": 1, "eval_every": 100}
+
+
+def _command(workdir, **overrides):
+    flags = [f"--config.{k}={v}" for k, v in {**OVERRIDES, **overrides}.items()]
+    return [
+        sys.executable,
+        "-m",
+        "experiments.train",
+        f"--config={CONFIG}",
+        f"--workdir={workdir}",
+        *flags,
+    ]
+
+
+def _run(args, **kw):
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, **kw)
+
+
+def _final_params(workdir):
+    ckpt = Checkpointer(Path(workdir) / "checkpoints", async_save=False)
+    restored = ckpt.manager.restore(ckpt.latest_step())
+    return ckpt.latest_step(), restored
+
+
+def test_sigkilled_run_resumes_to_bit_exact_parameters(tmp_path):
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _command(killed), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    ckpts = killed / "checkpoints"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        steps = [int(p.name) for p in ckpts.glob("*") if p.name.isdigit()] if ckpts.exists() else []
+        if steps and max(steps) >= 4:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    step_at_kill = Checkpointer(ckpts, async_save=False).latest_step()
+    assert 0 < step_at_kill < OVERRIDES["total_steps"]
+
+    resumed = _run(_command(killed))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resumed from step {step_at_kill}" in resumed.stdout
+
+    config = get_config("test")
+    for k, v in OVERRIDES.items():
+        config[k] = v
+    train_and_evaluate(config, str(tmp_path / "straight"))
+
+    s1, a = _final_params(killed)
+    s2, b = _final_params(tmp_path / "straight")
+    assert s1 == s2 == OVERRIDES["total_steps"]
+    for x, y in zip(jax_leaves(a), jax_leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    # Same data order: the per-step losses of both runs agree exactly, no step missing.
+    la, lb = _losses(killed), _losses(tmp_path / "straight")
+    assert list(la) == list(range(1, OVERRIDES["total_steps"] + 1)) and la == lb
+
+
+def jax_leaves(tree):
+    import jax
+
+    return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def _losses(workdir):
+    rows = [json.loads(r) for r in (Path(workdir) / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+def test_bad_size_and_unknown_field_give_one_line_errors(tmp_path):
+    bad = _run(
+        [sys.executable, "-m", "experiments.train", "--config=experiments/configs/lewm.py:huge"]
+    )
+    assert bad.returncode != 0
+    assert bad.stderr.strip().splitlines() == [
+        "error: --config=experiments/configs/lewm.py:huge: unknown size 'huge'; expected one of "
+        "('paper', 'cpu', 'test')"
+    ]
+    typo = _run(_command(tmp_path / "w", **{"optim.lrr": 0.1}))
+    assert typo.returncode != 0 and len(typo.stderr.strip().splitlines()) == 1
+    assert "optim has no field 'lrr'" in typo.stderr
+    indivisible = _run(_command(tmp_path / "w", batch_size=12))
+    assert indivisible.returncode != 0
+    assert indivisible.stderr.strip().splitlines()[-1].startswith("error: batch_size 12")
+    assert not (tmp_path / "w").exists()
