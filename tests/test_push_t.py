@@ -1,0 +1,185 @@
+"""Push-T: gymnax contract, determinism, physics invariants and the success criterion."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lewm_jax.envs import make
+from lewm_jax.envs import push_t_physics as phys
+
+SIZE = 32
+P = 7
+
+
+@pytest.fixture(scope="module")
+def env_and_params():
+    return make("PushT-v0", image_size=SIZE)
+
+
+def _criterion(ps, goal):
+    """NumPy reference of the reference's eval_state."""
+    pos_err = np.linalg.norm(ps[..., :4] - goal[..., :4], axis=-1)
+    d = np.abs(ps[..., 4] - goal[..., 4]) % (2 * np.pi)
+    return (pos_err < 20) & (np.minimum(d, 2 * np.pi - d) < np.pi / 9)
+
+
+def _start(env, params, agent, block, angle, goal=None):
+    ps = jnp.array([*agent, *block, angle, 0.0, 0.0], jnp.float32)
+    goal = ps if goal is None else jnp.asarray(goal, jnp.float32)
+    return env.reset_to_state(jax.random.key(0), ps, goal, params)[1]
+
+
+def _run(env, params, state, action, steps):
+    step = jax.jit(env.step_env)
+    for i in range(steps):
+        _, state, *_ = step(jax.random.key(i), state, jnp.asarray(action, jnp.float32), params)
+    return state
+
+
+def test_jits_once_with_contract_shapes(env_and_params):
+    env, params = env_and_params
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def step(key, state, action):
+        return env.step(key, state, action, params)
+
+    obs, state = env.reset(jax.random.key(0), params)
+    assert obs.shape == (SIZE, SIZE, 3) and obs.dtype == jnp.uint8
+    assert env.action_space(params).shape == (2,)
+    for i in range(3):
+        obs, state, reward, terminated, truncated, info = step(
+            jax.random.key(i), state, jnp.array([0.3, -0.2])
+        )
+    assert obs.shape == (SIZE, SIZE, 3) and obs.dtype == jnp.uint8
+    assert reward.shape == () and reward.dtype == jnp.float32
+    assert terminated.dtype == jnp.bool_ and truncated.dtype == jnp.bool_
+    assert info["physical_state"].shape == (P,) and info["physical_state"].dtype == jnp.float32
+    assert info["success"].dtype == jnp.bool_
+    assert env.goal_state(state).shape == (P,)
+    np.testing.assert_array_equal(obs, env.render(state, params))
+    assert env.render_goal(state, params).shape == (SIZE, SIZE, 3)
+    assert bool(jnp.all(jnp.isfinite(env.physical_state(state))))
+
+
+def test_deterministic_per_key(env_and_params):
+    env, params = env_and_params
+    reset, step = jax.jit(env.reset_env), jax.jit(env.step_env)
+    (o1, s1), (o2, s2) = reset(jax.random.key(3), params), reset(jax.random.key(3), params)
+    chex.assert_trees_all_equal(s1, s2)
+    np.testing.assert_array_equal(o1, o2)
+    a = env.expert_policy(jax.random.key(5), s1, params)
+    chex.assert_trees_all_equal(a, env.expert_policy(jax.random.key(5), s1, params))
+    chex.assert_trees_all_equal(
+        step(jax.random.key(1), s1, a, params), step(jax.random.key(1), s2, a, params)
+    )
+    _, s3 = reset(jax.random.key(4), params)
+    assert not np.allclose(env.physical_state(s1), env.physical_state(s3))
+
+
+def test_stays_in_arena_without_deep_penetration(env_and_params):
+    """Random, expert and block-ramming actions over many keys keep every invariant."""
+    env, params = env_and_params
+
+    def ram(key, state, params):
+        # Drive straight through the block so it gets jammed against the walls.
+        cog = phys.block_cog(state.block_pos, state.block_angle)
+        return jnp.clip((cog - state.agent_pos) / 30.0 + jax.random.normal(key, (2,)), -1, 1)
+
+    def episode(key, which):
+        k0, k1 = jax.random.split(key)
+        _, state = env.reset_env(k0, params)
+
+        def body(state, k):
+            ka, ks = jax.random.split(k)
+            policies = [env.random_policy, env.expert_policy, ram]
+            action = jax.lax.switch(which, [lambda p=p: p(ka, state, params) for p in policies])
+            _, state, *_ = env.step_env(ks, state, action, params)
+            pen = phys.agent_block_penetration(state.agent_pos, state.block_pos, state.block_angle)
+            return state, (
+                phys.hull_vertices(state.block_pos, state.block_angle),
+                state.agent_pos,
+                pen,
+            )
+
+        return jax.lax.scan(body, state, jax.random.split(k1, 60))[1]
+
+    keys = jax.random.split(jax.random.key(11), 96)
+    which = jnp.arange(96) % 3
+    verts, agent, pen = jax.device_get(jax.jit(jax.vmap(episode))(keys, which))
+    tol = 1e-2
+    assert verts.min() >= phys.ARENA_LO - tol and verts.max() <= phys.ARENA_HI + tol
+    r = phys.AGENT_RADIUS
+    assert agent.min() >= phys.ARENA_LO + r - tol and agent.max() <= phys.ARENA_HI - r + tol
+    assert pen.max() < 1.0, pen.max()
+
+
+def test_push_through_cog_translates_off_centre_rotates(env_and_params):
+    env, params = env_and_params
+    # Bar along y 200..230, stem x 241..271 down to y 320; the CoG is (256, 245).
+    state = _start(env, params, (256.0, 360.0), (256.0, 200.0), 0.0)
+    pushed = _run(env, params, state, (0.0, -0.5), 12)
+    assert float(pushed.block_pos[1]) < 200.0 - 30.0
+    assert abs(float(phys.wrap_angle(pushed.block_angle))) < 0.05
+
+    # Under the right half of the bar: the upward push turns the T anticlockwise on screen.
+    state = _start(env, params, (300.0, 260.0), (256.0, 200.0), 0.0)
+    pushed = _run(env, params, state, (0.0, -0.5), 8)
+    assert float(phys.wrap_angle(pushed.block_angle)) < -0.1
+    assert float(jnp.linalg.norm(pushed.block_pos - jnp.array([256.0, 200.0]))) > 5.0
+
+
+def test_success_flag_matches_criterion(env_and_params):
+    env, params = env_and_params
+    rng = np.random.default_rng(0)
+    n = 64
+    ps = np.stack(
+        [
+            rng.uniform(50, 450, n),
+            rng.uniform(50, 450, n),
+            rng.uniform(100, 400, n),
+            rng.uniform(100, 400, n),
+            rng.uniform(0, 2 * np.pi, n),
+            np.zeros(n),
+            np.zeros(n),
+        ],
+        axis=1,
+    )
+    # Agent far from the block so a zero action leaves everything in place.
+    ps[:, :2] = ps[:, 2:4] + np.array([0.0, -100.0])
+    goal = ps.copy()
+    goal[:, :4] += rng.normal(0, 9, (n, 4))
+    goal[:, 4] = np.mod(goal[:, 4] + rng.normal(0, 0.35, n), 2 * np.pi)
+    goal[0, 4], ps[0, 4] = 0.05, 2 * np.pi - 0.05  # the angle error wraps around 0
+
+    def one(p, g):
+        _, state = env.reset_to_state(jax.random.key(0), p, g, params)
+        _, _, _, terminated, info = env.step_env(jax.random.key(1), state, jnp.zeros(2), params)
+        return terminated, info["success"], info["physical_state"]
+
+    terminated, success, after = jax.device_get(jax.jit(jax.vmap(one))(ps, goal))
+    expected = _criterion(after.astype(np.float64), goal)
+    np.testing.assert_array_equal(success, expected)
+    np.testing.assert_array_equal(terminated, success)
+    assert 0 < expected.sum() < n and expected[0]
+
+
+def test_reset_to_state_reproduces_state(env_and_params):
+    env, params = env_and_params
+    reset, step = jax.jit(env.reset_env), jax.jit(env.step_env)
+    obs, state = reset(jax.random.key(8), params)
+    for i in range(5):
+        obs, state, *_ = step(jax.random.key(i), state, jnp.array([0.7, 0.4]), params)
+    restored_obs, restored = env.reset_to_state(
+        jax.random.key(0), env.physical_state(state), env.goal_state(state), params
+    )
+    chex.assert_trees_all_close(restored.replace(time=state.time), state, atol=1e-5)
+    np.testing.assert_array_equal(restored_obs, obs)
+    a = jnp.array([-0.5, 0.9])
+    np.testing.assert_allclose(
+        env.physical_state(step(jax.random.key(9), restored, a, params)[1]),
+        env.physical_state(step(jax.random.key(9), state, a, params)[1]),
+        atol=1e-4,
+    )
