@@ -45,17 +45,20 @@ def _final_params(workdir):
 def test_sigkilled_run_resumes_to_bit_exact_parameters(tmp_path):
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
-        _command(killed), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        _command(killed), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     ckpts = killed / "checkpoints"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        steps = [int(p.name) for p in ckpts.glob("*") if p.name.isdigit()] if ckpts.exists() else []
-        if steps and max(steps) >= 4:
-            break
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            found = ckpts.glob("*") if ckpts.exists() else []
+            steps = [int(p.name) for p in found if p.name.isdigit()]
+            if steps and max(steps) >= 4:
+                break
+            time.sleep(0.02)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     step_at_kill = Checkpointer(ckpts, async_save=False).latest_step()
     assert 0 < step_at_kill < OVERRIDES["total_steps"]
