@@ -1,0 +1,120 @@
+"""Pure-JAX rasterisation helpers shared by the pixel environments.
+
+Scenes are drawn directly at the output resolution in float, in any world units: a
+renderer precomputes the pixel-centre coordinates once (:func:`pixel_grid`) and evaluates
+shapes on them. Shapes are described by signed distances (negative inside), turned into
+anti-aliased coverage over one pixel (:func:`coverage`) and alpha-composited onto an
+``(H, W, 3)`` float image with values in [0, 255] (:func:`composite`); :func:`to_uint8`
+finishes a frame. Coordinates ``xs`` and ``ys`` are passed as arrays broadcastable to
+``(H, W)``, normally ``(1, W)`` and ``(H, 1)``, so that distance fields cost one pass over
+the pixels and nothing is stored per pixel between frames.
+
+Static backgrounds can be drawn at a convenient native resolution with NumPy and brought to
+the output size with :func:`area_resize` (exact box-filter resampling).
+Shape letters: H/W pixels, K primitives.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def pixel_centres(size: int, lo: float, hi: float) -> np.ndarray:
+    """World coordinates ``(size,)`` of the pixel centres of an axis spanning [lo, hi]."""
+    return (lo + (np.arange(size) + 0.5) * (hi - lo) / size).astype(np.float32)
+
+
+def pixel_grid(size: int, lo: float, hi: float, *, y_up: bool = False):
+    """Pixel-centre coordinates of a square view of the world box [lo, hi]^2.
+
+    Args:
+        size: H = W, pixels per side.
+        lo: world coordinate of the left (and top, or bottom when ``y_up``) image edge.
+        hi: world coordinate of the opposite edge.
+        y_up: world y grows upwards (row 0 shows y = hi), as for a camera looking down.
+
+    Returns:
+        ``(xs (1, W), ys (H, 1), edge)``: NumPy coordinates and the pixel size in world units.
+    """
+    c = pixel_centres(size, lo, hi)
+    ys = c[::-1] if y_up else c
+    return c[None, :], ys[:, None].copy(), (hi - lo) / size
+
+
+def coverage(sdf: jax.Array, edge: float) -> jax.Array:
+    """Anti-aliased coverage in [0, 1] of the region ``sdf < 0``, ramped over one pixel."""
+    return jnp.clip(0.5 - sdf / edge, 0.0, 1.0)
+
+
+def disc_sdf(xs, ys, centre: jax.Array, radius) -> jax.Array:
+    """Signed distance ``(H, W)`` to a disc with centre ``(2,)``."""
+    return jnp.hypot(xs - centre[0], ys - centre[1]) - radius
+
+
+def capsule_sdf(xs, ys, a: jax.Array, b: jax.Array, radius) -> jax.Array:
+    """Signed distance ``(H, W)`` to the segment ``a (2,)``-``b (2,)`` thickened by ``radius``.
+
+    A thick line with round caps; ``radius`` 0 gives the distance to the segment.
+    """
+    ax, ay = xs - a[0], ys - a[1]
+    bx, by = b[0] - a[0], b[1] - a[1]
+    t = jnp.clip((ax * bx + ay * by) / jnp.maximum(bx * bx + by * by, 1e-12), 0.0, 1.0)
+    return jnp.hypot(ax - t * bx, ay - t * by) - radius
+
+
+def box_sdf(xs, ys, centre: jax.Array, half: jax.Array, angle=0.0) -> jax.Array:
+    """Signed distance ``(H, W)`` to a box of half extents ``half (2,)`` rotated by ``angle``.
+
+    The rotation maps box coordinates to world coordinates by ``[[cos, -sin], [sin, cos]]``.
+    """
+    c, s = jnp.cos(angle), jnp.sin(angle)
+    dx, dy = xs - centre[0], ys - centre[1]
+    qx = jnp.abs(c * dx + s * dy) - half[0]
+    qy = jnp.abs(-s * dx + c * dy) - half[1]
+    outside = jnp.hypot(jnp.maximum(qx, 0.0), jnp.maximum(qy, 0.0))
+    return outside + jnp.minimum(jnp.maximum(qx, qy), 0.0)
+
+
+def gaussian_blob(x: jax.Array, y: jax.Array, centre: jax.Array, std, *, peak_normalise=True):
+    """Gaussian alpha ``(H, W)`` of a dot, computed separably from 1-D coordinates.
+
+    Args:
+        x: pixel-centre x coordinates ``(W,)``.
+        y: pixel-centre y coordinates ``(H,)``.
+        centre: ``(2,)`` dot centre.
+        std: standard deviation in world units.
+        peak_normalise: divide by the largest sampled value, so the pixel nearest the
+            centre is fully opaque whatever the sub-pixel position (stable-worldmodel's dot).
+    """
+    gx = jnp.exp(-0.5 * jnp.square((x - centre[0]) / std))
+    gy = jnp.exp(-0.5 * jnp.square((y - centre[1]) / std))
+    if peak_normalise:
+        gx = gx / jnp.maximum(gx.max(), 1e-30)
+        gy = gy / jnp.maximum(gy.max(), 1e-30)
+    return gy[:, None] * gx[None, :]
+
+
+def composite(img: jax.Array, alpha: jax.Array, colour) -> jax.Array:
+    """Alpha-blends a flat ``colour (3,)`` over ``img (H, W, 3)`` with ``alpha (H, W)``."""
+    return img + alpha[..., None] * (jnp.asarray(colour, img.dtype) - img)
+
+
+def to_uint8(img: jax.Array, *, truncate: bool = False) -> jax.Array:
+    """Float image in [0, 255] to uint8, rounded (or truncated, as torch's ``.to(uint8)``)."""
+    img = jnp.clip(img, 0.0, 255.0)
+    return (jnp.floor(img) if truncate else jnp.round(img)).astype(jnp.uint8)
+
+
+def area_resize_matrix(src: int, dst: int) -> np.ndarray:
+    """``(dst, src)`` box-filter weights: each output pixel averages the source pixels it covers."""
+    edges = np.arange(dst + 1) * (src / dst)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    j = np.arange(src)[None, :]
+    overlap = np.clip(np.minimum(hi, j + 1) - np.maximum(lo, j), 0.0, None)
+    return overlap / overlap.sum(axis=1, keepdims=True)
+
+
+def area_resize(img: np.ndarray, size: int) -> np.ndarray:
+    """Resamples a square float NumPy image ``(S, S, C)`` to ``(size, size, C)`` (host side)."""
+    r = area_resize_matrix(img.shape[0], size)
+    return np.einsum("ij,jkc,lk->ilc", r, img.astype(np.float64), r).astype(np.float32)
