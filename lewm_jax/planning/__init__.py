@@ -1,0 +1,23 @@
+"""Planners over action plans and latent planning costs.
+
+Every planner is a pure ``planner(key, cost_fn, init_mean, init_std, **settings) ->
+(plan (H, A), info)`` that jits once for a fixed ``cost_fn`` closure.
+"""
+
+from lewm_jax.planning.cem import cem
+from lewm_jax.planning.cost import COSTS, all_steps_cost, make_latent_cost, terminal_cost
+from lewm_jax.planning.gradient import gradient_planner
+from lewm_jax.planning.mppi import mppi
+from lewm_jax.planning.pixels import PLANNERS, make_pixel_planner
+
+__all__ = [
+    "COSTS",
+    "PLANNERS",
+    "all_steps_cost",
+    "cem",
+    "gradient_planner",
+    "make_latent_cost",
+    "make_pixel_planner",
+    "mppi",
+    "terminal_cost",
+]
