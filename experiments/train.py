@@ -1,8 +1,11 @@
 """Trains LeWM: ``python -m experiments.train --config <file>:<arg> --workdir <dir>``.
 
-Defaults to the ``cpu`` size so that ``python -m experiments.train`` runs end to end on a
-laptop. Override any field with ``--config.<a>.<b>=<value>``. For multi-host runs (TPU
-pods, multi-node GPU) pass ``--distributed`` on every host.
+The main job. Defaults to the ``cpu`` size on the built-in Two-Room environment, so that
+``python -m experiments.train`` runs end to end on a laptop: collect a Two-Room dataset with
+the pure-JAX collector, train LeWM with SIGReg, evaluate closed-loop CEM planning, print a
+result table and write plots and a GIF into the workdir. Override any field with
+``--config.<a>.<b>=<value>``. For multi-host runs (TPU pods, multi-node GPU) pass
+``--distributed`` on every host.
 """
 
 import json
@@ -30,17 +33,21 @@ def main(argv):
 
     if FLAGS.distributed:
         jax.distributed.initialize()
+    from lewm_jax.planning_eval import evaluate_planning
     from lewm_jax.train import train_and_evaluate
 
     logging.set_verbosity(logging.WARNING)
+    config, main_host = FLAGS.config, jax.process_index() == 0
     try:
-        summary = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+        summary = train_and_evaluate(config, FLAGS.workdir)
+        if main_host:
+            print(json.dumps(summary, indent=2))
+        if config.planning.enabled and main_host:
+            evaluate_planning(FLAGS.workdir, config.planning, config=config)
     except (ValueError, TypeError, OSError, FloatingPointError) as e:
         if FLAGS.traceback:
             raise
         sys.exit(f"error: {e}")
-    if jax.process_index() == 0:
-        print(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Sizes (the ``:arg`` after the file name; ``size=...`` or a bare word):
   paper  the paper's model and hyperparameters (ViT-tiny/14 at 224 px, batch 128, bf16).
   cpu    a small model on 64 px frames that trains in minutes on a laptop CPU.
   test   a tiny model for unit tests.
-Other args: ``env=<dataset name>`` (default ``moving_dot``), ``lam=<sigreg weight>``.
+Other args: ``env=<dataset name>`` (``two_room`` by default, ``moving_dot`` for ``test``;
+also ``push_t``, ``reacher``, ``hdf5`` with ``--config.data.path=...``), ``lam=<sigreg weight>``.
 
 Run:
   python -m experiments.train --config experiments/configs/lewm.py:cpu --workdir runs/lewm_cpu
@@ -17,13 +18,18 @@ import ml_collections
 from experiments.configs.common import parse_arg
 
 SIZES = ("paper", "cpu", "test")
+DATASETS = ("two_room", "push_t", "reacher", "moving_dot", "hdf5", "tfds")
+PLANNABLE = ("two_room", "push_t", "reacher")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Returns the config for ``arg`` (see the module docstring)."""
-    arg = parse_arg(arg, size="cpu", env="moving_dot", lam=0.09)
+    arg = parse_arg(arg, size="cpu", env="", lam=0.09)
     if arg.size not in SIZES:
         raise ValueError(f"unknown size {arg.size!r}; expected one of {SIZES}")
+    env = arg.env or ("moving_dot" if arg.size == "test" else "two_room")
+    if env not in DATASETS:
+        raise ValueError(f"unknown env {env!r}; expected one of {DATASETS}")
     c = ml_collections.ConfigDict()
     c.seed = 3072  # every random draw derives from it: init, data split/order, dropout, SIGReg
     c.batch_size = 128  # global batch of clips, split over all devices
@@ -38,7 +44,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.init_from = ""  # workdir whose latest checkpoint initialises params when starting fresh
 
     c.data = ml_collections.ConfigDict()
-    c.data.name = arg.env  # dataset name (lewm_jax.datasets.DATASETS)
+    c.data.name = env  # dataset name (lewm_jax.datasets.DATASETS)
+    c.data.path = ""  # hdf5: the official .h5 file; tfds: the data_dir of data.build
+    c.data.env = ""  # environment to plan in; "" = the one that made data.name
     c.data.image_size = 224  # frame side the model sees, pixels
     c.data.action_dim = 2  # raw action dimension A of the environment
     c.data.frameskip = 5  # env steps per frame and actions per action block
@@ -73,6 +81,23 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optim.eps = 1e-8  # Adam epsilon
     c.optim.grad_clip = 1.0  # global-norm gradient clipping (0 = off)
     c.optim.warmup_fraction = 0.01  # linear warmup share of all steps, then cosine to 0
+
+    c.planning = ml_collections.ConfigDict()
+    c.planning.enabled = env in PLANNABLE  # evaluate planning after training
+    c.planning.planner = "cem"  # "cem", "gradient" or "mppi"
+    c.planning.cost = "terminal"  # "terminal" (the paper's) or "all_steps"
+    c.planning.num_episodes = 50  # closed-loop evaluation episodes
+    c.planning.seed = 42  # eval seed: held-out episodes, starts, planner noise
+    c.planning.dataset_episodes = 200  # held-out episodes that starts and goals come from
+    c.planning.offset = 25  # goal = the dataset frame this many env steps after the start
+    c.planning.budget = 50  # env steps per episode
+    c.planning.horizon = 5  # planned action blocks
+    c.planning.receding = 5  # blocks executed before replanning
+    c.planning.gif_episodes = 4  # episodes shown in the GIF
+    c.planning.settings = ml_collections.ConfigDict()  # keyword settings of each planner
+    c.planning.settings.cem = dict(num_samples=300, num_iters=30, num_elites=30)
+    c.planning.settings.gradient = dict(num_samples=100, num_steps=30, lr=0.1)
+    c.planning.settings.mppi = dict(num_samples=300, num_iters=30, num_elites=30, temperature=0.5)
 
     if arg.size == "cpu":
         c.batch_size = 64
@@ -110,6 +135,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         )
         c.loss.num_proj = 64
         c.optim.lr = 1e-3
+        c.planning.update(num_episodes=4, dataset_episodes=8, offset=10, budget=10, horizon=2)
+        c.planning.receding = 2
+        c.planning.settings.cem = dict(num_samples=16, num_iters=3, num_elites=4)
+        c.planning.settings.gradient = dict(num_samples=8, num_steps=3, lr=0.1)
+        c.planning.settings.mppi = dict(num_samples=16, num_iters=3, num_elites=4, temperature=0.5)
     c.lock()
     return c
 

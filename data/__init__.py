@@ -1,0 +1,1 @@
+"""Dataset builders (TFDS, array_record format; no TensorFlow needed)."""

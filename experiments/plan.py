@@ -1,0 +1,83 @@
+"""Evaluates closed-loop planning with a trained run's checkpoint.
+
+  python -m experiments.plan --workdir runs/lewm --planner=cem
+  python -m experiments.plan --workdir runs/lewm --planner=gradient --episodes=50 \
+      --settings='{"num_samples": 100, "num_steps": 30, "lr": 0.1}'
+  python -m experiments.plan --workdir runs/lewm --planners=cem,gradient,mppi
+
+Starts from the run's ``planning`` config; flags override it. With ``--config`` the run
+must have been made by that config (model and data), else a one-line error.
+"""
+
+import json
+import sys
+
+from absl import app, flags
+
+from experiments.configs.common import load_config
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Training run directory (config.json + checkpoints).")
+flags.DEFINE_list("planners", [], "Planners to evaluate side by side: cem, gradient, mppi.")
+flags.DEFINE_string("planner", None, "One planner (same as --planners=<name>).")
+flags.DEFINE_integer("episodes", None, "Closed-loop episodes.")
+flags.DEFINE_integer("horizon", None, "Planned action blocks.")
+flags.DEFINE_integer("receding", None, "Blocks executed before replanning.")
+flags.DEFINE_integer("budget", None, "Env steps per episode.")
+flags.DEFINE_integer("seed", None, "Evaluation seed.")
+flags.DEFINE_string("cost", None, "terminal or all_steps.")
+flags.DEFINE_string("settings", None, "JSON dict of planner keyword settings.")
+flags.DEFINE_string("config", None, "Config spec the run must match, e.g. file.py:cpu.")
+flags.DEFINE_bool("traceback", False, "Show full tracebacks instead of one-line errors.")
+flags.mark_flag_as_required("workdir")
+
+
+def plan_config_from_flags(stored):
+    """The run's planning config with the command-line overrides applied (a copy)."""
+    plan = stored.planning.copy_and_resolve_references()
+    overrides = {
+        "num_episodes": FLAGS.episodes,
+        "horizon": FLAGS.horizon,
+        "receding": FLAGS.receding,
+        "budget": FLAGS.budget,
+        "seed": FLAGS.seed,
+        "cost": FLAGS.cost,
+    }
+    for k, v in overrides.items():
+        if v is not None:
+            plan[k] = v
+    if FLAGS.horizon is not None and FLAGS.receding is None:
+        plan.receding = min(plan.receding, FLAGS.horizon)
+    return plan
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from lewm_jax.planning_eval import evaluate_planning, format_report, load_trained
+
+    try:
+        expected = load_config(FLAGS.config) if FLAGS.config else None
+        stored, _, _ = load_trained(FLAGS.workdir, expected)
+        plan = plan_config_from_flags(stored)
+        names = FLAGS.planners or [FLAGS.planner or plan.planner]
+        reports = []
+        for name in names:
+            one = plan.copy_and_resolve_references()
+            one.planner = name
+            if name not in one.settings:
+                raise ValueError(
+                    f"unknown planner {name!r}; expected one of {sorted(one.settings)}"
+                )
+            if FLAGS.settings:
+                one.settings[name].update(json.loads(FLAGS.settings))
+            reports.append(evaluate_planning(FLAGS.workdir, one, progress=True))
+    except (ValueError, TypeError, OSError, json.JSONDecodeError) as e:
+        if FLAGS.traceback:
+            raise
+        sys.exit(f"error: {e}")
+    print(format_report(reports))
+
+
+if __name__ == "__main__":
+    app.run(main)
