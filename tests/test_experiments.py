@@ -109,3 +109,28 @@ def test_bad_size_and_unknown_field_give_one_line_errors(tmp_path):
     assert indivisible.returncode != 0
     assert indivisible.stderr.strip().splitlines()[-1].startswith("error: batch_size 12")
     assert not (tmp_path / "w").exists()
+
+
+def test_plan_command_evaluates_planners_and_refuses_bad_inputs(tmp_path):
+    config = get_config("test,env=two_room")
+    config.total_steps = 2
+    run = tmp_path / "run"
+    train_and_evaluate(config, str(run))
+    plan = [sys.executable, "-m", "experiments.plan", f"--workdir={run}"]
+    ok = _run([*plan, "--planners=cem,gradient,mppi"])
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    for name in ("cem", "gradient", "mppi"):
+        report = json.loads((run / f"planning_{name}.json").read_text())
+        assert report["episodes"] == config.planning.num_episodes
+        assert 0.0 <= report["success_rate"] <= 1.0 and (run / f"planning_{name}.gif").exists()
+        assert f"| {name} | two_room |" in ok.stdout
+    cases = {
+        "--horizon=3": "planning horizon 3 blocks x frameskip 5 = 15 env steps exceeds the budget",
+        f"--workdir={tmp_path / 'nope'}": "does not exist",
+        "--config=experiments/configs/lewm.py:cpu": "belongs to a different config",
+        "--planner=beam": "unknown planner 'beam'",
+    }
+    for flag, message in cases.items():
+        bad = _run([*plan, flag])
+        assert bad.returncode != 0
+        assert bad.stderr.strip().splitlines()[-1].startswith("error: ") and message in bad.stderr
