@@ -128,8 +128,8 @@ def test_dataset_that_disagrees_with_the_config_is_rejected(tmp_path, monkeypatc
     config = get_config("test")
     real = datasets.DATASETS["moving_dot"]
 
-    def wrong_size(data_config, key):
-        eps = real(data_config, key)
+    def wrong_size(data_config, key, num_episodes):
+        eps = real(data_config, key, num_episodes)
         return type(eps)(eps.pixels[:, :16, :16], eps.actions, eps.ep_offset, eps.ep_len)
 
     monkeypatch.setitem(datasets.DATASETS, "moving_dot", wrong_size)
