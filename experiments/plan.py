@@ -12,7 +12,7 @@ must have been made by that config (model and data), else a one-line error.
 import json
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from experiments.configs.common import load_config
 
@@ -55,6 +55,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from lewm_jax.planning_eval import evaluate_planning, format_report, load_trained
+
+    logging.set_verbosity(logging.WARNING)
 
     try:
         expected = load_config(FLAGS.config) if FLAGS.config else None

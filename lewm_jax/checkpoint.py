@@ -66,6 +66,17 @@ def config_mismatch(stored: dict, current: dict, sections=("model", "data")) -> 
     return diffs
 
 
+def _check_restored(state, target) -> None:
+    """Raises unless every restored array has the target's shape and is finite."""
+    import numpy as np
+
+    for got, want in zip(jax.tree.leaves(state), jax.tree.leaves(target), strict=True):
+        if got.shape != want.shape:
+            raise ValueError(f"array of shape {got.shape}, expected {want.shape}")
+        if np.issubdtype(got.dtype, np.floating) and not bool(jax.numpy.isfinite(got).all()):
+            raise ValueError("restored arrays hold non-finite values")
+
+
 class Checkpointer:
     """Saves and restores :class:`~lewm_jax.train_state.TrainState` pytrees.
 
@@ -103,6 +114,45 @@ class Checkpointer:
         step = self.latest_step() if step is None else step
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+
+    def all_steps(self) -> list[int]:
+        """Steps of all complete checkpoints, oldest first."""
+        return sorted(self.manager.all_steps())
+
+    def restore_latest_valid(self, target) -> tuple[object, int, list[str]]:
+        """Restores the newest checkpoint that reads back intact, falling back to older ones.
+
+        A checkpoint whose files were truncated or corrupted (disk fault, partial copy)
+        fails to restore or yields non-finite/mismatched arrays. It is moved aside to
+        ``<step>.corrupt`` (kept for inspection, never deleted) so that the resumed run
+        can write that step again.
+
+        Args:
+            target: as for :meth:`restore`.
+
+        Returns:
+            ``(state, step, problems)``: ``problems`` holds one line per skipped checkpoint.
+
+        Raises:
+            RuntimeError: when no checkpoint is readable.
+        """
+        problems = []
+        for step in reversed(self.all_steps()):
+            try:
+                state = self.restore(target, step)
+                _check_restored(state, target)
+                return state, step, problems
+            except Exception as e:  # any read/decode failure means this step is unusable
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                aside = Path(self.manager.directory) / f"{step}.corrupt"
+                os.replace(Path(self.manager.directory) / str(step), aside)
+                self.manager.reload()
+                problems.append(
+                    f"checkpoint step {step} is unreadable ({first[:200]}); moved to {aside.name}"
+                )
+        raise RuntimeError(
+            f"no readable checkpoint in {self.manager.directory}: " + "; ".join(problems)
+        )
 
     def wait(self) -> None:
         """Blocks until pending asynchronous saves are on disk."""

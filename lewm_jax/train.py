@@ -60,7 +60,10 @@ def check_episodes(episodes: Episodes, data_config) -> None:
 def _restore_or_init(config, workdir: Path, ckpt, init, sample, abstract):
     """The resume order: latest checkpoint in workdir, then init_from, then scratch."""
     if ckpt.latest_step() is not None:
-        return ckpt.restore(abstract), f"resumed from step {ckpt.latest_step()}"
+        state, step, problems = ckpt.restore_latest_valid(abstract)
+        for line in problems:
+            print(f"lewm_jax: warning: {line}", flush=True)
+        return state, f"resumed from step {step}"
     if config.init_from:
         src = checkpoint.Checkpointer(Path(config.init_from) / "checkpoints", async_save=False)
         if src.latest_step() is None:
