@@ -30,10 +30,22 @@ flags.DEFINE_integer("batch_size", 0, "Global batch (0 = the config's).")
 flags.DEFINE_string("dtype", "", "Compute dtype override: float32 or bfloat16.")
 flags.DEFINE_integer("steps", 5, "Timed steps after the warm-up step.")
 flags.DEFINE_string("json", "", "Also write the table to this JSON file.")
+flags.DEFINE_float(
+    "peak_tflops", 0.0, "Device peak TFLOP/s for MFU (e.g. 989 for H100 SXM bf16 dense); 0 = skip."
+)
 
 
-def time_train_step(size: str, num_devices: int, batch_size: int, dtype: str, steps: int) -> dict:
-    """Compile time and median step time of one configuration."""
+def _step_flops(jitted, *args) -> float:
+    """FLOPs of one call of ``jitted`` on ``args``, as counted by XLA's cost model (all devices)."""
+    cost = jitted.lower(*args).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list | tuple) else cost
+    return float(cost.get("flops", 0.0)) if cost else 0.0
+
+
+def time_train_step(
+    size: str, num_devices: int, batch_size: int, dtype: str, steps: int, peak_tflops: float = 0.0
+) -> dict:
+    """Compile time, median step time and (given the device peak) MFU of one configuration."""
     config = get_config(size)
     model_config = config.model.to_dict() | ({"dtype": dtype} if dtype else {})
     model_config = type("M", (), model_config)
@@ -65,6 +77,8 @@ def time_train_step(size: str, num_devices: int, batch_size: int, dtype: str, st
         donate_argnums=0,
     )
     key = jax.device_put(jax.random.key(1), repl)
+    # XLA counts the FLOPs of one device's SPMD partition; the step's total is that times the mesh.
+    flops = _step_flops(step, state, batch, key) * num_devices
     t0 = time.perf_counter()
     state, m = step(state, batch, key)
     jax.block_until_ready(m)
@@ -76,6 +90,8 @@ def time_train_step(size: str, num_devices: int, batch_size: int, dtype: str, st
         jax.block_until_ready(m)
         times.append(time.perf_counter() - t0)
     sec = statistics.median(times)
+    tflops = flops / sec / 1e12
+    mfu = {"mfu": round(tflops / (peak_tflops * num_devices), 3)} if peak_tflops else {}
     return {
         "size": size,
         "params": int(n_params),
@@ -85,6 +101,9 @@ def time_train_step(size: str, num_devices: int, batch_size: int, dtype: str, st
         "first_step_s": round(compile_s, 3),
         "s_per_step": round(sec, 4),
         "clips_per_s": round(batch_size / sec, 2),
+        "gflop_per_step": round(flops / 1e9, 1),
+        "tflops": round(tflops, 2),
+        **mfu,
     }
 
 
@@ -92,7 +111,7 @@ def main(argv):
     del argv
     counts = [int(n) for n in FLAGS.devices] or [len(jax.devices())]
     rows = [
-        time_train_step(size, n, FLAGS.batch_size, FLAGS.dtype, FLAGS.steps)
+        time_train_step(size, n, FLAGS.batch_size, FLAGS.dtype, FLAGS.steps, FLAGS.peak_tflops)
         for size in FLAGS.sizes
         for n in counts
     ]
