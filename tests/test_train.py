@@ -86,7 +86,6 @@ def test_train_and_evaluate_writes_logs_and_checkpoints(tmp_path):
     assert ckpt.latest_step() == config.total_steps
 
 
-
 def test_checkpoint_round_trip_is_exact(tmp_path):
     config = get_config("test")
     src, model, tx = _setup(config)
