@@ -135,16 +135,22 @@ class TwoRoom(environment.Environment[EnvState, EnvParams]):
     def default_params(self) -> EnvParams:
         return EnvParams()
 
-    def render_physical(self, physical_state: jax.Array) -> jax.Array:
-        """Renders a (P,) physical state to a uint8 (H, W, 3) frame."""
+    def render_physical(self, physical_state: jax.Array, colour=None) -> jax.Array:
+        """Renders a (P,) physical state to a uint8 (H, W, 3) frame.
+
+        Args:
+            physical_state: (P,) agent position.
+            colour: optional (3,) RGB agent colour in [0, 255] (default red, as in the data).
+        """
         c = jnp.asarray(self._coords)
         alpha = render.gaussian_blob(c, c, physical_state[:2], self._std)
-        img = render.composite(jnp.asarray(self._background), alpha, _RED)
+        colour = _RED if colour is None else colour
+        img = render.composite(jnp.asarray(self._background), alpha, colour)
         return render.to_uint8(img, truncate=True)
 
-    def render(self, state: EnvState, params: EnvParams | None = None) -> jax.Array:
-        """Current frame, uint8 (H, W, 3)."""
-        return self.render_physical(state.agent_pos)
+    def render(self, state: EnvState, params: EnvParams | None = None, colour=None) -> jax.Array:
+        """Current frame, uint8 (H, W, 3); ``colour`` as in :meth:`render_physical`."""
+        return self.render_physical(state.agent_pos, colour)
 
     def render_goal(self, state: EnvState, params: EnvParams | None = None) -> jax.Array:
         """Goal frame, uint8 (H, W, 3): the scene with the agent at the target."""

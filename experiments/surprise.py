@@ -1,0 +1,127 @@
+"""Surprise (violation of expectation) of a trained run on teleport and colour perturbations.
+
+  python -m experiments.surprise --workdir runs/lewm
+  python -m experiments.surprise --workdir runs/lewm --episodes=50 --step=10 --seed=0
+
+Collects ``--episodes`` fresh expert episodes of the run's environment (seed ``--seed``, full
+length: no termination on success), replays each unperturbed, with the agent teleported and
+with the agent recoloured from frame ``--step`` on, and compares the surprise of that frame
+with the control by a paired t-test. Writes ``surprise.json`` and ``surprise.png`` (mean
+curves +- sd) into the workdir.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Training run directory (config.json + checkpoints).")
+flags.DEFINE_integer("episodes", 50, "Held-out expert episodes.")
+flags.DEFINE_integer("step", None, "Frame where the perturbation first shows (default T // 2).")
+flags.DEFINE_integer("seed", 0, "Seed of the episodes and the teleport targets.")
+flags.DEFINE_bool("traceback", False, "Show full tracebacks instead of one-line errors.")
+flags.mark_flag_as_required("workdir")
+
+ALPHA = 0.01  # significance level of the paper's test
+
+
+def format_table(report: dict) -> str:
+    """A Markdown table of a ``run_surprise`` report."""
+    k, ctrl = report["step"], report["at_step"]["control"]
+    lines = [
+        f"| condition | surprise at frame {k} | control | t | p | significant at {ALPHA} |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind, test in report["tests"].items():
+        m = report["at_step"][kind]
+        lines.append(
+            f"| {kind} | {m['mean']:.4f} ± {m['sd']:.4f} | {ctrl['mean']:.4f} ± {ctrl['sd']:.4f}"
+            f" | {test['t']:.2f} | {test['p']:.2g} | {'yes' if test['p'] < ALPHA else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_curves(path, report: dict) -> None:
+    """PNG of the mean surprise curve +- sd of each condition, perturbation frame marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for kind, curve in report["curves"].items():
+        frames = np.arange(1, curve.shape[1] + 1)  # index t predicts frame t + 1
+        mean, sd = curve.mean(axis=0), curve.std(axis=0, ddof=1)
+        ax.plot(frames, mean, label=kind)
+        ax.fill_between(frames, mean - sd, mean + sd, alpha=0.2)
+    ax.axvline(report["step"], color="k", linestyle="--", linewidth=1, label="perturbation")
+    ax.set_xlabel(f"predicted frame (x{report['frameskip']} env steps)")
+    ax.set_ylabel("surprise (latent MSE)")
+    ax.set_title(f"{report['env']}: surprise over {report['episodes']} episodes")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    import jax
+
+    from lewm_jax import datasets
+    from lewm_jax.envs.collect import collect_episodes
+    from lewm_jax.input_pipeline import action_stats
+    from lewm_jax.planning_eval import load_trained
+    from lewm_jax.surprise import run_surprise
+
+    logging.set_verbosity(logging.WARNING)
+    try:
+        config, model, variables = load_trained(FLAGS.workdir)
+        env, env_params = datasets.make_env(config.data)
+        # Actions are z-scored with the training data's statistics, as in planning.
+        mean, std = action_stats(datasets.load_episodes(config.data, config.seed).actions)
+        if hasattr(env_params, "terminate_on_success"):
+            env_params = env_params.replace(terminate_on_success=False)
+        k_data, k_teleport = jax.random.split(jax.random.key(FLAGS.seed))
+        episodes = collect_episodes(
+            env,
+            env_params,
+            env.expert_policy,
+            k_data,
+            num_episodes=FLAGS.episodes,
+            max_steps=config.data.episode_len,
+        )
+        report = run_surprise(
+            model,
+            variables,
+            env,
+            env_params,
+            episodes,
+            key=k_teleport,
+            action_mean=mean,
+            action_std=std,
+            frameskip=config.data.frameskip,
+            step=FLAGS.step,
+        )
+        report.update(env=env.name, workdir=str(FLAGS.workdir), seed=FLAGS.seed)
+        workdir = Path(FLAGS.workdir)
+        curves = {kind: c.tolist() for kind, c in report["curves"].items()}
+        (workdir / "surprise.json").write_text(json.dumps({**report, "curves": curves}, indent=2))
+        plot_curves(workdir / "surprise.png", report)
+    except (ValueError, TypeError, OSError) as e:
+        if FLAGS.traceback:
+            raise
+        sys.exit(f"error: {e}")
+    print(
+        f"{report['env']}: {report['episodes']} episodes, {report['num_frames']} frames, "
+        f"perturbation at frame {report['step']} (env step {report['step'] * report['frameskip']})"
+    )
+    print(format_table(report))
+
+
+if __name__ == "__main__":
+    app.run(main)
