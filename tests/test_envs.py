@@ -242,3 +242,14 @@ def test_bad_inputs_give_one_line_errors(call, match):
     with pytest.raises(ValueError, match=match) as info:
         call()
     assert "\n" not in str(info.value)
+
+
+def test_env_report_frame_strip_rows_and_columns():
+    from experiments.env_report import frame_strip
+
+    env, params = make("TwoRoom-v0", image_size=SIZE)
+    eps = collect_episodes(env, params, env.expert_policy, jax.random.key(0), 3, 20)
+    strip = frame_strip(eps, num_rows=2, num_frames=5)
+    assert strip.dtype == np.uint8 and strip.shape == (2 * SIZE, 5 * (SIZE + 2), 3)
+    first = eps.pixels[eps.ep_offset[1]]
+    np.testing.assert_array_equal(strip[SIZE:, :SIZE], first)
