@@ -101,7 +101,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     if arg.size == "cpu":
         c.batch_size = 64
-        c.total_steps = 300
+        c.total_steps = 450
         c.log_every, c.eval_every, c.checkpoint_every = 10, 100, 100
         c.data.image_size = 64
         c.data.num_episodes, c.data.episode_len = 300, 100
