@@ -6,6 +6,7 @@ directory only when it is complete, so a run killed mid-save leaves the previous
 checkpoints intact).
 """
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -14,6 +15,9 @@ import jax
 import orbax.checkpoint as ocp
 
 CONFIG_FILE = "config.json"
+# Fields outside the compared sections that change the TrainState's layout, and their
+# values in configs written before the fields existed.
+STATE_FIELDS = {"loss.ema_target": False}
 
 
 def check_workdir(workdir: str | os.PathLike) -> Path:
@@ -48,7 +52,7 @@ def write_config(workdir: str | os.PathLike, config_json: str) -> None:
 
 
 def config_mismatch(stored: dict, current: dict, sections=("model", "data")) -> list[str]:
-    """Dotted keys under ``sections`` whose values differ between two config dicts."""
+    """Dotted keys under ``sections`` or in ``STATE_FIELDS`` that differ between two configs."""
 
     def flat(d, prefix=""):
         out = {}
@@ -63,7 +67,26 @@ def config_mismatch(stored: dict, current: dict, sections=("model", "data")) -> 
     for s in sections:
         a, b = flat(stored.get(s, {}), f"{s}."), flat(current.get(s, {}), f"{s}.")
         diffs += [k for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+
+    def get(d, dotted, default):
+        for name in dotted.split("."):
+            d = d.get(name, default) if isinstance(d, dict) else default
+        return d
+
+    diffs += [k for k, v in STATE_FIELDS.items() if get(stored, k, v) != get(current, k, v)]
     return diffs
+
+
+def _present(state):
+    """A dataclass state as a dict of its non-None fields, else ``state`` itself.
+
+    Fields added later with a None default (``TrainState.target_params``) then leave the
+    on-disk layout, and so old checkpoints, unchanged.
+    """
+    if not dataclasses.is_dataclass(state):
+        return state
+    fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _check_restored(state, target) -> None:
@@ -102,7 +125,7 @@ class Checkpointer:
 
     def save(self, step: int, state) -> None:
         """Saves ``state`` as ``step`` (returns once arrays are copied off the devices)."""
-        self.manager.save(step, args=ocp.args.StandardSave(state), force=True)
+        self.manager.save(step, args=ocp.args.StandardSave(_present(state)), force=True)
 
     def restore(self, target, step: int | None = None):
         """Restores into the structure, dtypes and shardings of ``target``.
@@ -112,8 +135,13 @@ class Checkpointer:
             step: which step (default: latest).
         """
         step = self.latest_step() if step is None else step
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-        return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _present(target))
+        restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        return (
+            dataclasses.replace(target, **restored)
+            if dataclasses.is_dataclass(target)
+            else restored
+        )
 
     def all_steps(self) -> list[int]:
         """Steps of all complete checkpoints, oldest first."""

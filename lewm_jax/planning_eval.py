@@ -54,11 +54,16 @@ def load_trained(workdir: str | Path, config=None):
         "pixels": jax.ShapeDtypeStruct((1, d.num_frames, d.image_size, d.image_size, 3), np.uint8),
         "actions": jax.ShapeDtypeStruct((1, d.num_frames, d.frameskip * d.action_dim), np.float32),
     }
+    # Configs written before loss.ema_target existed have no EMA target params.
+    ema_target = config.loss.get("ema_target", False)
     abstract = jax.eval_shape(
-        functools.partial(init_train_state, model, tx), jax.random.key(0), sample
+        functools.partial(init_train_state, model, tx, ema_target=ema_target),
+        jax.random.key(0),
+        sample,
     )
     state = ckpt.restore(abstract)
     ckpt.close()
+    # EMA-target runs plan with the online params: the predictor was trained on them.
     return config, model, {"params": state.params, "batch_stats": state.batch_stats}
 
 

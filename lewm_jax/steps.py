@@ -3,13 +3,11 @@
 Shape letters: B batch, T frames, H/W pixels, A action-block width, D latent.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import optax
 
-from lewm_jax import losses, metrics
+from lewm_jax import ema, metrics, objectives
 from lewm_jax.models import JEPA
 from lewm_jax.train_state import TrainState
 
@@ -37,33 +35,63 @@ def build_model(model_config, *, image_size: int) -> JEPA:
 
 
 def _collapse_metrics(z):
-    return {"z_std": metrics.mean_std(z), "z_rank": metrics.effective_rank(z)}
+    return {
+        "z_std": metrics.mean_std(z),
+        "z_rank": metrics.effective_rank(z),
+        "mean_cosine": metrics.mean_cosine_similarity(z),
+    }
+
+
+def _ema_targets(model: JEPA, state: TrainState, pixels: jax.Array, *, train: bool) -> jax.Array:
+    """Latents of frames ``1..history`` under the EMA target params, without gradient."""
+
+    def encode(params):
+        # In training the target normalises with the current batch's statistics (as in
+        # BYOL); its running-statistics update is discarded.
+        variables = {"params": params, "batch_stats": state.batch_stats}
+        if train:
+            z, _ = model.apply(
+                variables, pixels, train=True, method=JEPA.encode, mutable=["batch_stats"]
+            )
+            return z
+        return model.apply(variables, pixels, train=False, method=JEPA.encode)
+
+    z = ema.target_apply(encode, state.target_params)
+    return z[:, 1 : model.history + 1]
+
+
+def _check_state(state: TrainState, loss_config) -> None:
+    if loss_config.ema_target != (state.target_params is not None):
+        raise ValueError(
+            f"loss.ema_target is {loss_config.ema_target} but the TrainState "
+            f"{'lacks' if loss_config.ema_target else 'has'} target_params"
+        )
 
 
 def make_train_step(model: JEPA, tx: optax.GradientTransformation, loss_config):
     """Returns the pure ``train_step(state, batch, key) -> (state, metrics)``.
 
     ``key`` is the run's base key; the step's key is ``fold_in(key, state.step)``, split
-    into dropout and SIGReg-projection keys.
+    into dropout and SIGReg-projection keys. With ``loss_config.ema_target`` the targets
+    come from ``state.target_params``, which then move towards the updated params by
+    ``ema_decay``.
 
     Args:
         model: the JEPA.
         tx: the optimizer.
-        loss_config: ``config.loss`` with ``sigreg_weight``, ``num_proj``, ``knots``.
+        loss_config: ``config.loss`` (see :func:`lewm_jax.objectives.objective`).
     """
-    loss_fn = functools.partial(
-        losses.lewm_loss,
-        sigreg_weight=loss_config.sigreg_weight,
-        num_proj=loss_config.num_proj,
-        knots=loss_config.knots,
-        history=model.history,
-    )
+    objectives.check_loss_config(loss_config)
 
     def train_step(state: TrainState, batch: dict, key: jax.Array):
+        _check_state(state, loss_config)
         step_key = jax.random.fold_in(key, state.step)
         drop_key, sig_key = jax.random.split(step_key)
+        target = None
+        if loss_config.ema_target:
+            target = _ema_targets(model, state, batch["pixels"], train=True)
 
-        def objective(params):
+        def loss_fn(params):
             (z, pred), updates = model.apply(
                 {"params": params, "batch_stats": state.batch_stats},
                 batch["pixels"],
@@ -72,20 +100,31 @@ def make_train_step(model: JEPA, tx: optax.GradientTransformation, loss_config):
                 rngs={"dropout": drop_key},
                 mutable=["batch_stats"],
             )
-            loss, aux = loss_fn(z, pred, key=sig_key)
+            loss, aux = objectives.objective(
+                z, pred, key=sig_key, loss_config=loss_config, target=target
+            )
             return loss, (aux, z, updates["batch_stats"])
 
-        grads, (aux, z, batch_stats) = jax.grad(objective, has_aux=True)(state.params)
+        (loss, (aux, z, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params
+        )
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        target_params = state.target_params
+        if loss_config.ema_target:
+            target_params = ema.ema_update(target_params, params, loss_config.ema_decay)
         out = {
-            "loss": aux["pred_loss"] + loss_config.sigreg_weight * aux["sigreg_loss"],
+            "loss": loss,
             **aux,
             "grad_norm": optax.tree.norm(grads),
             **_collapse_metrics(jax.lax.stop_gradient(z)),
         }
-        new_state = TrainState(
-            step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state
+        new_state = state.replace(
+            step=state.step + 1,
+            params=params,
+            batch_stats=batch_stats,
+            opt_state=opt_state,
+            target_params=target_params,
         )
         return new_state, out
 
@@ -94,23 +133,20 @@ def make_train_step(model: JEPA, tx: optax.GradientTransformation, loss_config):
 
 def make_eval_step(model: JEPA, loss_config):
     """Returns ``eval_step(state, batch, key) -> metrics`` (running BatchNorm stats, no dropout)."""
+    objectives.check_loss_config(loss_config)
 
     def eval_step(state: TrainState, batch: dict, key: jax.Array):
+        _check_state(state, loss_config)
         z, pred = model.apply(
             {"params": state.params, "batch_stats": state.batch_stats},
             batch["pixels"],
             batch["actions"],
             train=False,
         )
-        _, aux = losses.lewm_loss(
-            z,
-            pred,
-            key=key,
-            sigreg_weight=loss_config.sigreg_weight,
-            num_proj=loss_config.num_proj,
-            knots=loss_config.knots,
-            history=model.history,
-        )
+        target = None
+        if loss_config.ema_target:
+            target = _ema_targets(model, state, batch["pixels"], train=False)
+        _, aux = objectives.objective(z, pred, key=key, loss_config=loss_config, target=target)
         return {**aux, **_collapse_metrics(z)}
 
     return eval_step

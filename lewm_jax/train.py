@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from lewm_jax import checkpoint, datasets, reporting, sharding
+from lewm_jax import checkpoint, datasets, objectives, reporting, sharding
 from lewm_jax.input_pipeline import ClipSource, Episodes
 from lewm_jax.models.vit import decode_variant
 from lewm_jax.optim import make_optimizer
@@ -40,6 +40,7 @@ def validate_config(config) -> None:
     for name in ("batch_size", "log_every", "eval_every", "checkpoint_every"):
         if config[name] < 1:
             raise ValueError(f"{name} must be >= 1, got {config[name]}")
+    objectives.check_loss_config(config.loss)
 
 
 def check_episodes(episodes: Episodes, data_config) -> None:
@@ -68,9 +69,12 @@ def _restore_or_init(config, workdir: Path, ckpt, init, sample, abstract):
         src = checkpoint.Checkpointer(Path(config.init_from) / "checkpoints", async_save=False)
         if src.latest_step() is None:
             raise FileNotFoundError(f"init_from {config.init_from!r} holds no checkpoint")
-        loaded = src.restore(abstract)
+        # Only params and BatchNorm statistics are taken, whatever the source's loss was.
+        loaded = src.restore(abstract.replace(target_params=None))
         fresh = init(jax.random.key(config.seed), sample)
         state = fresh.replace(params=loaded.params, batch_stats=loaded.batch_stats)
+        if fresh.target_params is not None:
+            state = state.replace(target_params=jax.tree.map(jax.numpy.copy, loaded.params))
         return state, f"initialised from {config.init_from} step {src.latest_step()}"
     return init(jax.random.key(config.seed), sample), "started from scratch"
 
@@ -136,7 +140,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
     repl, data = sharding.replicated(mesh), sharding.data_sharded(mesh)
 
     sample = train_src.gather(train_src.starts[:1])
-    init = jax.jit(functools.partial(init_train_state, model, tx), out_shardings=repl)
+    init = jax.jit(
+        functools.partial(init_train_state, model, tx, ema_target=config.loss.ema_target),
+        out_shardings=repl,
+    )
     abstract = jax.eval_shape(init, jax.random.key(config.seed), sample)
     abstract = jax.tree.map(
         lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl), abstract

@@ -17,15 +17,21 @@ class TrainState:
         params: trainable parameters.
         batch_stats: BatchNorm running statistics.
         opt_state: optax state.
+        target_params: EMA copy of ``params`` giving the prediction targets
+            (``config.loss.ema_target``), else None. None adds no leaves, so checkpoints
+            written before this field existed restore unchanged.
     """
 
     step: jax.Array
     params: Any
     batch_stats: Any
     opt_state: Any
+    target_params: Any = None
 
 
-def init_train_state(model, tx: optax.GradientTransformation, key, sample: dict) -> TrainState:
+def init_train_state(
+    model, tx: optax.GradientTransformation, key, sample: dict, *, ema_target: bool = False
+) -> TrainState:
     """Initialises a :class:`TrainState` (pure; jit it with the desired out_shardings).
 
     Args:
@@ -33,6 +39,7 @@ def init_train_state(model, tx: optax.GradientTransformation, key, sample: dict)
         tx: the optimizer.
         key: PRNG key for parameters.
         sample: a batch (arrays or shape structs) with ``pixels`` and ``actions``.
+        ema_target: also keep an EMA target copy of the parameters (BYOL-style targets).
     """
     variables = model.init(
         {"params": key, "dropout": jax.random.fold_in(key, 1)},
@@ -46,4 +53,6 @@ def init_train_state(model, tx: optax.GradientTransformation, key, sample: dict)
         params=params,
         batch_stats=variables["batch_stats"],
         opt_state=tx.init(params),
+        # A copy, not an alias: the train step donates the state's buffers.
+        target_params=jax.tree.map(jnp.copy, params) if ema_target else None,
     )

@@ -100,7 +100,7 @@ def test_bad_size_and_unknown_field_give_one_line_errors(tmp_path):
     assert bad.returncode != 0
     assert bad.stderr.strip().splitlines() == [
         "error: --config=experiments/configs/lewm.py:huge: unknown size 'huge'; expected one of "
-        "('paper', 'cpu', 'test')"
+        "('paper', 'cpu', 'ablation', 'test')"
     ]
     typo = _run(_command(tmp_path / "w", **{"optim.lrr": 0.1}))
     assert typo.returncode != 0 and len(typo.stderr.strip().splitlines()) == 1

@@ -49,6 +49,7 @@ def test_sharded_train_step_compiles_once_and_lowers_the_loss():
         losses.append(float(m["pred_loss"]))
     assert int(state.step) == 8
     assert set(m) >= {"loss", "pred_loss", "sigreg_loss", "grad_norm", "z_std", "z_rank"}
+    assert set(m) >= {"reg_loss", "mean_cosine"}
     assert all(np.isfinite(float(v)) for v in m.values())
     assert losses[-1] < losses[0]
     leaf = jax.tree.leaves(state.params)[0]

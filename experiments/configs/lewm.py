@@ -3,6 +3,8 @@
 Sizes (the ``:arg`` after the file name; ``size=...`` or a bare word):
   paper  the paper's model and hyperparameters (ViT-tiny/14 at 224 px, batch 128, bf16).
   cpu    a small model on 64 px frames that trains in minutes on a laptop CPU.
+  ablation  the cpu model with half the batch, 150 steps and a 100 x 10 CEM, so that the
+         9 runs of experiments/ablation.py finish in about 30 minutes on 2 CPU cores.
   test   a tiny model for unit tests.
 Other args: ``env=<dataset name>`` (``two_room`` by default, ``moving_dot`` for ``test``;
 also ``push_t``, ``reacher``, ``hdf5`` with ``--config.data.path=...``), ``lam=<sigreg weight>``.
@@ -11,13 +13,15 @@ Run:
   python -m experiments.train --config experiments/configs/lewm.py:cpu --workdir runs/lewm_cpu
   python -m experiments.train --config experiments/configs/lewm.py:paper \
       --workdir runs/lewm_paper --config.optim.lr=1e-4
+  python -m experiments.ablation --config experiments/configs/lewm.py:ablation \
+      --workdir runs/ablation
 """
 
 import ml_collections
 
 from experiments.configs.common import parse_arg
 
-SIZES = ("paper", "cpu", "test")
+SIZES = ("paper", "cpu", "ablation", "test")
 DATASETS = ("two_room", "push_t", "reacher", "moving_dot", "hdf5", "tfds")
 PLANNABLE = ("two_room", "push_t", "reacher")
 
@@ -69,9 +73,26 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.dtype = "bfloat16"  # compute dtype: "float32" or "bfloat16" (params stay float32)
 
     c.loss = ml_collections.ConfigDict()
+    c.loss.regularizer = "sigreg"  # anti-collapse term: sigreg, none, vicreg, pldm, infonce
     c.loss.sigreg_weight = arg.lam  # lambda (0.09 in the released code, 0.1 in the paper text)
     c.loss.num_proj = 1024  # SIGReg random projections, fresh every step
     c.loss.knots = 17  # SIGReg integration knots on [0, 3]
+    c.loss.ema_target = False  # BYOL-style: targets from EMA encoder params, no gradient
+    c.loss.ema_decay = 0.99  # EMA decay per step of the target params (BYOL: 0.996 for long runs)
+    c.loss.vicreg = ml_collections.ConfigDict()  # weights relative to the prediction MSE
+    c.loss.vicreg.var_weight = 1.0  # variance hinge (VICReg's 25:25:1, invariance = prediction)
+    c.loss.vicreg.cov_weight = 0.04  # off-diagonal covariance
+    c.loss.vicreg.gamma = 1.0  # target per-dimension standard deviation
+    c.loss.pldm = ml_collections.ConfigDict()  # PLDM Wall (Two-Room) weights, no IDM head
+    c.loss.pldm.var_weight = 2.2  # batch variance hinge
+    c.loss.pldm.cov_weight = 13.0  # batch covariance, normalised by D (D - 1)
+    c.loss.pldm.time_sim_weight = 0.5  # consecutive-latent smoothness
+    c.loss.pldm.time_var_weight = 0.19  # per-clip variance hinge over time
+    c.loss.pldm.time_cov_weight = 0.0  # per-clip covariance over time
+    c.loss.pldm.gamma = 1.0  # target standard deviation of both hinges
+    c.loss.infonce = ml_collections.ConfigDict()  # predicted vs encoded next latent
+    c.loss.infonce.weight = 1.0  # InfoNCE weight
+    c.loss.infonce.temperature = 0.1  # softmax temperature on cosine similarities
 
     c.optim = ml_collections.ConfigDict()
     c.optim.lr = 5e-5  # peak AdamW learning rate
@@ -99,7 +120,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.planning.settings.gradient = dict(num_samples=100, num_steps=30, lr=0.1)
     c.planning.settings.mppi = dict(num_samples=300, num_iters=30, num_elites=30, temperature=0.5)
 
-    if arg.size == "cpu":
+    if arg.size in ("cpu", "ablation"):
         c.batch_size = 64
         c.total_steps = 450
         c.log_every, c.eval_every, c.checkpoint_every = 10, 100, 100
@@ -117,6 +138,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         )
         c.optim.lr = 1e-3
         c.optim.warmup_fraction = 0.05
+    if arg.size == "ablation":
+        c.batch_size, c.total_steps = 32, 150
+        c.log_every, c.eval_every, c.checkpoint_every, c.eval_batches = 5, 50, 50, 4
+        c.planning.settings.cem = dict(num_samples=100, num_iters=10, num_elites=10)
     elif arg.size == "test":
         c.batch_size = 16
         c.total_steps = 6

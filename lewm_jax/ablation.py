@@ -1,0 +1,243 @@
+"""Anti-collapse ablation: one model and dataset trained with each regulariser in turn.
+
+Every run is the base config plus the few overrides in :data:`RUNS`. :func:`run_ablation`
+trains each run into ``<workdir>/<run>``, evaluates closed-loop planning there, and writes
+``ablation.md``, ``ablation.csv`` and ``ablation.png`` (loss, rank, scale and cosine curves
+of all runs) into ``workdir``. A finished run leaves ``<run>/ablation_run.json``; runs with
+one are reused, and unfinished ones resume from their checkpoints, so re-running the same
+command continues an interrupted ablation. Wall times are those of the attempts that
+completed (time spent in a killed attempt is not counted).
+"""
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+
+RUNS = {
+    "pred_only": {"loss.regularizer": "none"},
+    "sigreg": {"loss.regularizer": "sigreg"},
+    "vicreg": {"loss.regularizer": "vicreg"},
+    "pldm": {"loss.regularizer": "pldm"},
+    "ema": {"loss.regularizer": "none", "loss.ema_target": True},
+    "infonce": {"loss.regularizer": "infonce"},
+    # With pred_only (lambda 0) and sigreg (the base lambda, 0.09): the lambda sweep.
+    "lam0.01": {"loss.regularizer": "sigreg", "loss.sigreg_weight": 0.01},
+    "lam0.5": {"loss.regularizer": "sigreg", "loss.sigreg_weight": 0.5},
+    "lam2": {"loss.regularizer": "sigreg", "loss.sigreg_weight": 2.0},
+}
+RECORD_FILE = "ablation_run.json"
+FINAL_ROWS = 5  # "final" training metrics average the last this many logged steps
+COLUMNS = (
+    "run",
+    "regularizer",
+    "lam",
+    "ema",
+    "pred_loss",
+    "val_pred_loss",
+    "z_rank",
+    "z_std",
+    "mean_cosine",
+    "sigreg_loss",
+    "success_rate",
+    "ci95_lo",
+    "ci95_hi",
+    "train_s",
+    "plan_s",
+    "wall_s",
+)
+
+
+def derive_config(base, overrides: dict):
+    """A copy of ``base`` with dotted-key ``overrides`` applied; ``base`` is left untouched."""
+    config = base.copy_and_resolve_references()
+    for dotted, value in overrides.items():
+        *path, name = dotted.split(".")
+        node = config
+        for part in path:
+            node = node[part]
+        if name not in node:
+            raise ValueError(f"override {dotted!r} names no field of the config")
+        node[name] = value
+    return config
+
+
+def select_runs(names: list[str] | None) -> list[str]:
+    """The requested run names in the order given (all of :data:`RUNS` for None/empty)."""
+    if not names:
+        return list(RUNS)
+    unknown = [n for n in names if n not in RUNS]
+    if unknown:
+        raise ValueError(f"unknown ablation runs {unknown}; expected names from {list(RUNS)}")
+    return list(names)
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """Rows of ``<run_dir>/metrics.jsonl`` (read-only)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def _final(rows: list[dict], key: str) -> float:
+    vals = [r[key] for r in rows if key in r and math.isfinite(r[key])][-FINAL_ROWS:]
+    return sum(vals) / len(vals) if vals else math.nan
+
+
+def _run_one(name, config, run_dir: Path, train_fn, plan_fn, progress) -> dict:
+    """Trains and plans one run unless its record says done; returns the record."""
+    path = run_dir / RECORD_FILE
+    config_dict = json.loads(config.to_json())
+    record = json.loads(path.read_text()) if path.exists() else {}
+    if record and record.get("config") != config_dict:
+        raise ValueError(
+            f"ablation run {name!r} in {str(run_dir)!r} was made with a different config; "
+            "use a new workdir"
+        )
+    if record.get("done"):
+        return record
+    record = {"run": name, "overrides": RUNS[name], "config": config_dict, **record}
+    if "train_s" not in record:
+        t0 = time.perf_counter()
+        train_fn(config, str(run_dir))
+        record["train_s"] = time.perf_counter() - t0
+        path.write_text(json.dumps(record, indent=2))
+    record["plan_s"], record["planning"] = 0.0, None
+    if config.planning.enabled:
+        if progress:
+            print(f"ablation: {name}: planning", flush=True)
+        t0 = time.perf_counter()
+        report = plan_fn(str(run_dir), config.planning, config=config, progress=progress)
+        record["plan_s"] = time.perf_counter() - t0
+        record["planning"] = {k: report[k] for k in ("success_rate", "ci95", "episodes")}
+    record["done"] = True
+    path.write_text(json.dumps(record, indent=2))
+    return record
+
+
+def summarize(record: dict, rows: list[dict]) -> dict:
+    """One table row: the run's final metrics, planning success and timings."""
+    loss = record["config"]["loss"]
+    plan = record.get("planning") or {}
+    ci = plan.get("ci95", (math.nan, math.nan))
+    reg = loss.get("regularizer", "sigreg")
+    train = [r for r in rows if "pred_loss" in r]
+    return {
+        "run": record["run"],
+        "regularizer": reg,
+        "lam": loss["sigreg_weight"] if reg == "sigreg" else 0.0,
+        "ema": bool(loss.get("ema_target", False)),
+        **{k: _final(train, k) for k in ("pred_loss", "z_rank", "z_std", "mean_cosine")},
+        "sigreg_loss": _final(train, "sigreg_loss"),
+        "val_pred_loss": _final(rows, "val_pred_loss"),
+        "success_rate": plan.get("success_rate", math.nan),
+        "ci95_lo": ci[0],
+        "ci95_hi": ci[1],
+        "train_s": record["train_s"],
+        "plan_s": record["plan_s"],
+        "wall_s": record["train_s"] + record["plan_s"],
+    }
+
+
+def _cell(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def format_markdown(table: list[dict]) -> str:
+    """The results table, then the SIGReg lambda sweep (lambda 0 = prediction only)."""
+    header = [
+        "| run | regularizer | λ | EMA | pred loss | val pred loss | eff. rank | z std "
+        "| mean cos | SIGReg stat | success | 95 % CI | train s | plan s | wall s |",
+        "|" + "---|" * 15,
+    ]
+    lines = ["# Anti-collapse ablation", "", *header]
+    for r in table:
+        ci = "-" if math.isnan(r["ci95_lo"]) else f"{r['ci95_lo']:.2f}-{r['ci95_hi']:.2f}"
+        cells = [_cell(r[k]) for k in COLUMNS[:11]] + [ci]
+        cells += [f"{r[k]:.0f}" for k in ("train_s", "plan_s", "wall_s")]
+        lines.append("| " + " | ".join(cells) + " |")
+    sweep = sorted(
+        (r for r in table if r["regularizer"] in ("sigreg", "none") and not r["ema"]),
+        key=lambda r: r["lam"],
+    )
+    lines += ["", "## SIGReg λ sweep", "", "| λ | run | pred loss | eff. rank | success |"]
+    lines.append("|---|---|---|---|---|")
+    for r in sweep:
+        cells = [_cell(r[k]) for k in ("lam", "run", "pred_loss", "z_rank", "success_rate")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_runs(curves: dict[str, list[dict]], path) -> None:
+    """2x2 PNG of every run's training pred loss, effective rank, z std and mean cosine."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [
+        ("pred_loss", "prediction loss"),
+        ("z_rank", "effective rank of z"),
+        ("z_std", "mean per-dim std of z"),
+        ("mean_cosine", "mean cosine similarity of z"),
+    ]
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    for ax, (key, title) in zip(axes.flat, keys, strict=True):
+        for i, (name, rows) in enumerate(curves.items()):
+            pts = [(r["step"], r[key]) for r in rows if key in r and math.isfinite(r[key])]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                style = "--" if name.startswith("lam") else "-"
+                ax.plot(xs, ys, style, color=f"C{i % 10}", label=name)
+        ax.set_xlabel("step")
+        ax.set_title(title)
+    axes[0, 0].set_yscale("log")
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run_ablation(base_config, workdir, runs=None, *, train_fn=None, plan_fn=None, progress=True):
+    """Trains, plans and tabulates the ablation runs (see the module docstring).
+
+    Args:
+        base_config: the config every run derives from (never mutated).
+        workdir: directory holding one subdirectory per run and the summary files.
+        runs: run names from :data:`RUNS` (default: all).
+        train_fn: ``(config, workdir) -> summary``; default ``train.train_and_evaluate``.
+        plan_fn: ``(workdir, plan_config, config=, progress=) -> report``; default
+            ``planning_eval.evaluate_planning``.
+        progress: print one line per stage.
+
+    Returns:
+        The table: one dict per run with the keys of :data:`COLUMNS`.
+    """
+    names = select_runs(runs)
+    if train_fn is None:
+        from lewm_jax.train import train_and_evaluate as train_fn
+    if plan_fn is None:
+        from lewm_jax.planning_eval import evaluate_planning as plan_fn
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    table, curves = [], {}
+    for name in names:
+        config = derive_config(base_config, RUNS[name])
+        if progress:
+            print(f"ablation: {name}: {RUNS[name]}", flush=True)
+        record = _run_one(name, config, workdir / name, train_fn, plan_fn, progress)
+        curves[name] = read_metrics(workdir / name)
+        table.append(summarize(record, curves[name]))
+    (workdir / "ablation.md").write_text(format_markdown(table))
+    with (workdir / "ablation.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(table)
+    plot_runs(curves, workdir / "ablation.png")
+    return table
