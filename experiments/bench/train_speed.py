@@ -113,11 +113,19 @@ def time_train_step(
 def main(argv):
     del argv
     counts = [int(n) for n in FLAGS.devices] or [len(jax.devices())]
-    rows = [
-        time_train_step(size, n, FLAGS.batch_size, FLAGS.dtype, FLAGS.steps, FLAGS.peak_tflops)
-        for size in FLAGS.sizes
-        for n in counts
-    ]
+    rows = []
+    for size in FLAGS.sizes:
+        for n in counts:
+            try:
+                rows.append(
+                    time_train_step(
+                        size, n, FLAGS.batch_size, FLAGS.dtype, FLAGS.steps, FLAGS.peak_tflops
+                    )
+                )
+            except jax.errors.JaxRuntimeError as e:  # e.g. the paper batch on a small host
+                print(f"# {size} on {n} device(s) failed: {str(e).splitlines()[0][:160]}")
+    if not rows:
+        raise SystemExit("no configuration ran")
     cols = list(rows[0])
     print(
         f"# train step, {jax.devices()[0].device_kind} ({jax.default_backend()}), "
