@@ -45,7 +45,6 @@ def main(argv):
     import jax
 
     from lewm_jax import datasets
-    from lewm_jax.envs.collect import collect_episodes
     from lewm_jax.planning_eval import load_trained
     from lewm_jax.probe import run_probes
 
@@ -53,21 +52,8 @@ def main(argv):
     try:
         config, model, variables = load_trained(FLAGS.workdir)
         env_name = config.data.env or datasets.ENVS.get(config.data.name)
-        if env_name is None:
-            raise ValueError(
-                f"dataset {config.data.name!r} has no environment to probe; set data.env to one "
-                f"of {sorted(datasets.ENVS.values())}"
-            )
-        env, env_params = datasets.make_env(config.data)
         k_data, k_probe = jax.random.split(jax.random.key(FLAGS.seed))
-        episodes = collect_episodes(
-            env,
-            env_params,
-            env.expert_policy,
-            k_data,
-            num_episodes=FLAGS.episodes,
-            max_steps=config.data.episode_len,
-        )
+        _, _, episodes = datasets.fresh_expert_episodes(config.data, k_data, FLAGS.episodes)
         report = run_probes(model, variables, episodes, env_name, key=k_probe)
         report.update(workdir=str(FLAGS.workdir), seed=FLAGS.seed)
         out = Path(FLAGS.out) if FLAGS.out else Path(FLAGS.workdir) / "probe.json"

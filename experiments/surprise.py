@@ -73,7 +73,6 @@ def main(argv):
     import jax
 
     from lewm_jax import datasets
-    from lewm_jax.envs.collect import collect_episodes
     from lewm_jax.input_pipeline import action_stats
     from lewm_jax.planning_eval import load_trained
     from lewm_jax.surprise import run_surprise
@@ -81,19 +80,11 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     try:
         config, model, variables = load_trained(FLAGS.workdir)
-        env, env_params = datasets.make_env(config.data)
         # Actions are z-scored with the training data's statistics, as in planning.
         mean, std = action_stats(datasets.load_episodes(config.data, config.seed).actions)
-        if hasattr(env_params, "terminate_on_success"):
-            env_params = env_params.replace(terminate_on_success=False)
         k_data, k_teleport = jax.random.split(jax.random.key(FLAGS.seed))
-        episodes = collect_episodes(
-            env,
-            env_params,
-            env.expert_policy,
-            k_data,
-            num_episodes=FLAGS.episodes,
-            max_steps=config.data.episode_len,
+        env, env_params, episodes = datasets.fresh_expert_episodes(
+            config.data, k_data, FLAGS.episodes, full_length=True
         )
         report = run_surprise(
             model,

@@ -96,7 +96,39 @@ def make_env(data_config):
     env_name = data_config.get("env") or ENVS.get(data_config.name)
     if env_name is None:
         raise ValueError(
-            f"dataset {data_config.name!r} has no environment to plan in; set data.env to one "
-            f"of {sorted(ENVS.values())}"
+            f"dataset {data_config.name!r} has no environment (to plan, probe or perturb in); "
+            f"set data.env to one of {sorted(ENVS.values())}"
         )
     return make(env_name, image_size=data_config.image_size)
+
+
+def fresh_expert_episodes(data_config, key, num_episodes: int, *, full_length: bool = False):
+    """Newly collected expert episodes of the environment behind ``data_config``.
+
+    For probes and surprise tests on episodes the model was not trained on (pass a key that
+    is not the training seed's).
+
+    Args:
+        data_config: ``config.data`` of the run.
+        key: PRNG key of the collection.
+        num_episodes: E.
+        full_length: disable termination on success, so every episode has
+            ``data_config.episode_len`` steps.
+
+    Returns:
+        ``(env, env_params, episodes)``.
+    """
+    from lewm_jax.envs.collect import collect_episodes
+
+    env, env_params = make_env(data_config)
+    if full_length and hasattr(env_params, "terminate_on_success"):
+        env_params = env_params.replace(terminate_on_success=False)
+    episodes = collect_episodes(
+        env,
+        env_params,
+        env.expert_policy,
+        key,
+        num_episodes=num_episodes,
+        max_steps=data_config.episode_len,
+    )
+    return env, env_params, episodes
