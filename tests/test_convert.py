@@ -2,7 +2,7 @@
 
 The round-trip, naming and error tests are pure NumPy/JAX. The parity test runs the
 PyTorch reference in another interpreter: set ``LEWM_TORCH_PYTHON`` to a python with
-torch, transformers and stable-worldmodel (e.g. ``/work/refvenv/bin/python``).
+torch, transformers and stable-worldmodel (install: BENCHMARKS.md, "Reference interpreter").
 """
 
 import json
@@ -25,7 +25,7 @@ TORCH_PYTHON = os.environ.get("LEWM_TORCH_PYTHON")
 needs_torch = pytest.mark.skipif(
     not TORCH_PYTHON,
     reason="set LEWM_TORCH_PYTHON to a python with torch, transformers and stable-worldmodel "
-    "(e.g. /work/refvenv/bin/python) to compare with the PyTorch reference",
+    "(install: BENCHMARKS.md) to compare with the PyTorch reference",
 )
 # The official Push-T release's config.json (Hydra targets, as written by the reference).
 PUSHT_OFFICIAL = {
