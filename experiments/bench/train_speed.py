@@ -6,17 +6,26 @@ pixels), the real model, optimizer, loss and sharding of ``experiments/configs/l
   python -m experiments.bench.train_speed --sizes=cpu,paper --steps=5
   XLA_FLAGS=--xla_force_host_platform_device_count=8 \
       python -m experiments.bench.train_speed --sizes=cpu --devices=1,2,4,8
+  python -m experiments.bench.train_speed --sizes=cpu,paper --batch_size=16 \
+      --reference_python=/work/ref-venv/bin/python     # side by side with stable-worldmodel
+
+With a reference interpreter (``--reference_python`` or ``LEWM_TORCH_PYTHON``), each size is
+also timed with the stable-worldmodel PyTorch LeWM of the same config.json on the same
+device, batch and dtype (experiments/bench/torch_train.py), and the speed-up is printed.
 """
 
 import json
 import platform
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
 from absl import app, flags
 
+from experiments.bench import reference
 from experiments.configs.lewm import get_config
 from lewm_jax import sharding
 from lewm_jax.optim import make_optimizer
@@ -30,6 +39,12 @@ flags.DEFINE_integer("batch_size", 0, "Global batch (0 = the config's).")
 flags.DEFINE_string("dtype", "", "Compute dtype override: float32 or bfloat16.")
 flags.DEFINE_integer("steps", 5, "Timed steps after the warm-up step.")
 flags.DEFINE_string("json", "", "Also write the table to this JSON file.")
+flags.DEFINE_string(
+    "reference_python",
+    reference.default_python(),
+    "Interpreter with torch + stable-worldmodel for the side-by-side rows ('' = skip).",
+)
+flags.DEFINE_integer("reference_threads", 0, "torch threads for the reference (0 = all cores).")
 flags.DEFINE_float(
     "peak_tflops", 0.0, "Device peak TFLOP/s for MFU (e.g. 989 for H100 SXM bf16 dense); 0 = skip."
 )
@@ -96,6 +111,7 @@ def time_train_step(
     tflops = flops / sec / 1e12
     mfu = {"mfu": round(tflops / (peak_tflops * num_devices), 3)} if peak_tflops else {}
     return {
+        "impl": "lewm_jax",
         "size": size,
         "params": int(n_params),
         "batch": batch_size,
@@ -108,6 +124,45 @@ def time_train_step(
         "tflops": round(tflops, 2),
         **mfu,
     }
+
+
+def time_reference(size: str, batch_size: int, dtype: str, steps: int) -> dict:
+    """The stable-worldmodel LeWM of ``size``'s config.json, timed in the reference python."""
+    config = get_config(size)
+    d = config.data
+    with tempfile.TemporaryDirectory() as tmp:
+        path = reference.write_official_config(config, Path(tmp) / "config.json")
+        args = ["--config", path, "--image_size", d.image_size]
+        args += ["--action_dim", d.frameskip * d.action_dim, "--num_frames", d.num_frames]
+        args += [
+            "--history",
+            config.model.history,
+            "--steps",
+            steps,
+            "--lam",
+            config.loss.sigreg_weight,
+        ]
+        args += ["--batch_size", batch_size or config.batch_size]
+        args += ["--dtype", dtype or config.model.dtype]
+        if FLAGS.reference_threads:
+            args += ["--threads", FLAGS.reference_threads]
+        row = reference.run(FLAGS.reference_python, "experiments.bench.torch_train", args)
+    return {"size": size, "devices": 1, **row}
+
+
+def _speedups(rows: list[dict]) -> list[str]:
+    lines = []
+    for ref in (r for r in rows if r["impl"] != "lewm_jax"):
+        ours = [r for r in rows if r["impl"] == "lewm_jax" and r["size"] == ref["size"]]
+        for r in ours:
+            if r["params"] != ref["params"]:
+                raise RuntimeError(f"{r['size']}: {r['params']} != {ref['params']} parameters")
+            lines.append(
+                f"# {r['size']}, batch {r['batch']}, {r['dtype']}, {r['devices']} device(s): "
+                f"lewm_jax {r['clips_per_s']} clips/s vs reference {ref['clips_per_s']} "
+                f"= {r['clips_per_s'] / ref['clips_per_s']:.2f}x"
+            )
+    return lines
 
 
 def main(argv):
@@ -124,25 +179,36 @@ def main(argv):
                 )
             except jax.errors.JaxRuntimeError as e:  # e.g. the paper batch on a small host
                 print(f"# {size} on {n} device(s) failed: {str(e).splitlines()[0][:160]}")
+                continue
+        if FLAGS.reference_python:
+            try:
+                rows.append(time_reference(size, FLAGS.batch_size, FLAGS.dtype, FLAGS.steps))
+            except (RuntimeError, FileNotFoundError) as e:
+                raise SystemExit(f"error: {e}") from None
     if not rows:
         raise SystemExit("no configuration ran")
-    cols = list(rows[0])
+    if not FLAGS.reference_python:
+        print("# no reference python (--reference_python / LEWM_TORCH_PYTHON): lewm_jax only")
+    cols = list(dict.fromkeys(c for r in rows for c in r))
     print(
         f"# train step, {jax.devices()[0].device_kind} ({jax.default_backend()}), "
         f"{platform.node()}, {time.strftime('%Y-%m-%d')}"
     )
     print(" | ".join(cols))
     for r in rows:
-        print(" | ".join(str(r[c]) for c in cols))
+        print(" | ".join(str(r.get(c, "")) for c in cols))
+    speedups = _speedups(rows)
+    print("\n".join(speedups))
     if FLAGS.json:
         meta = {
             "backend": jax.default_backend(),
             "device": jax.devices()[0].device_kind,
             "date": time.strftime("%Y-%m-%d"),
             "host": platform.node(),
+            "jax": jax.__version__,
         }
         with open(FLAGS.json, "w") as f:
-            json.dump({"meta": meta, "rows": rows}, f, indent=2)
+            json.dump({"meta": meta, "rows": rows, "speedups": speedups}, f, indent=2)
 
 
 if __name__ == "__main__":
