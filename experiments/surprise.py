@@ -2,12 +2,13 @@
 
   python -m experiments.surprise --workdir runs/lewm
   python -m experiments.surprise --workdir runs/lewm --episodes=50 --step=10 --seed=0
+  python -m experiments.surprise --workdir runs/lewm --colour=200,40,40   # a subtle recolour
 
 Collects ``--episodes`` fresh expert episodes of the run's environment (seed ``--seed``, full
 length: no termination on success), replays each unperturbed, with the agent teleported and
-with the agent recoloured from frame ``--step`` on, and compares the surprise of that frame
-with the control by a paired t-test. Writes ``surprise.json`` and ``surprise.png`` (mean
-curves +- sd) into the workdir.
+with the agent recoloured (``--colour``, RGB) from frame ``--step`` on, and compares the
+surprise of that frame with the control by a paired t-test. Writes ``surprise.json`` and
+``surprise.png`` (mean curves +- sd) into the workdir.
 """
 
 import json
@@ -22,10 +23,22 @@ flags.DEFINE_string("workdir", None, "Training run directory (config.json + chec
 flags.DEFINE_integer("episodes", 50, "Held-out expert episodes.")
 flags.DEFINE_integer("step", None, "Frame where the perturbation first shows (default T // 2).")
 flags.DEFINE_integer("seed", 0, "Seed of the episodes and the teleport targets.")
+flags.DEFINE_list("colour", ["0", "0", "255"], "Agent RGB colour (0-255) of the colour condition.")
 flags.DEFINE_bool("traceback", False, "Show full tracebacks instead of one-line errors.")
 flags.mark_flag_as_required("workdir")
 
 ALPHA = 0.01  # significance level of the paper's test
+
+
+def parse_colour(values: list[str]) -> tuple[float, float, float]:
+    """``["R", "G", "B"]`` -> floats in [0, 255]; a one-line ValueError otherwise."""
+    try:
+        rgb = tuple(float(v) for v in values)
+    except ValueError:
+        rgb = ()
+    if len(rgb) != 3 or not all(0.0 <= v <= 255.0 for v in rgb):
+        raise ValueError(f"--colour {','.join(values)!r}: expected three numbers R,G,B in 0..255")
+    return rgb
 
 
 def format_table(report: dict) -> str:
@@ -79,6 +92,7 @@ def main(argv):
 
     logging.set_verbosity(logging.WARNING)
     try:
+        colour = parse_colour(FLAGS.colour)
         config, model, variables = load_trained(FLAGS.workdir)
         # Actions are z-scored with the training data's statistics, as in planning.
         mean, std = action_stats(datasets.load_episodes(config.data, config.seed).actions)
@@ -97,8 +111,9 @@ def main(argv):
             action_std=std,
             frameskip=config.data.frameskip,
             step=FLAGS.step,
+            colour=colour,
         )
-        report.update(env=env.name, workdir=str(FLAGS.workdir), seed=FLAGS.seed)
+        report.update(env=env.name, workdir=str(FLAGS.workdir), seed=FLAGS.seed, colour=colour)
         workdir = Path(FLAGS.workdir)
         curves = {kind: c.tolist() for kind, c in report["curves"].items()}
         (workdir / "surprise.json").write_text(json.dumps({**report, "curves": curves}, indent=2))
@@ -109,7 +124,8 @@ def main(argv):
         sys.exit(f"error: {e}")
     print(
         f"{report['env']}: {report['episodes']} episodes, {report['num_frames']} frames, "
-        f"perturbation at frame {report['step']} (env step {report['step'] * report['frameskip']})"
+        f"perturbation at frame {report['step']} "
+        f"(env step {report['step'] * report['frameskip']}), colour condition RGB {colour}"
     )
     print(format_table(report))
 

@@ -203,3 +203,12 @@ def test_run_surprise_rejects_bad_step(two_room, tiny_model, step):
             step=step,
         )
     assert "\n" not in str(info.value)
+
+
+def test_colour_flag_parses_rgb_and_rejects_bad_values():
+    from experiments.surprise import parse_colour
+
+    assert parse_colour(["200", "40", "40.5"]) == (200.0, 40.0, 40.5)
+    for bad in (["0", "0"], ["0", "0", "256"], ["red", "0", "0"], ["-1", "0", "0"]):
+        with pytest.raises(ValueError, match="expected three numbers R,G,B in 0..255"):
+            parse_colour(bad)
