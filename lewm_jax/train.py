@@ -88,6 +88,21 @@ def _to_rows(pending: list) -> list[dict]:
     ]
 
 
+def _stop_if_non_finite(rows: list[dict], ckpt, workdir: Path) -> None:
+    """Raises FloatingPointError naming the first non-finite loss and the last good checkpoint."""
+    bad = [r["step"] for r in rows if not math.isfinite(r["loss"])]
+    if not bad:
+        return
+    ckpt.wait()  # pending saves are of earlier, finite steps: let them reach the disk
+    last = ckpt.latest_step()
+    ckpt.close()
+    kept = f"step {last} in {workdir / 'checkpoints'}" if last is not None else "none saved"
+    raise FloatingPointError(
+        f"non-finite loss at step {bad[0]} (checked steps {rows[0]['step']}-{rows[-1]['step']}); "
+        f"training stopped without saving; last good checkpoint: {kept}"
+    )
+
+
 def evaluate(eval_step, state, source: ClipSource, mesh, key, num_batches: int) -> dict:
     """Mean validation metrics over the first ``num_batches`` batches of ``source``."""
     n = max(1, min(num_batches, source.steps_per_epoch))
@@ -189,14 +204,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
         done = step + 1
         pending.append((done, m))
         bar.update(1)
-        if done % config.log_every == 0 or done == total:
+        save = done % config.checkpoint_every == 0 or done == total
+        # Losses are also checked before every save, so no checkpoint follows a non-finite step.
+        if save or done % config.log_every == 0:
             rows, pending = _to_rows(pending), []
-            bad = [r["step"] for r in rows if not math.isfinite(r["loss"])]
-            if bad:
-                raise FloatingPointError(
-                    f"non-finite loss at step {bad[0]} (steps {rows[0]['step']}-{rows[-1]['step']}"
-                    f" logged); last good checkpoint: step {ckpt.latest_step()} in {workdir}"
-                )
+            _stop_if_non_finite(rows, ckpt, workdir)
             log.write(rows)
             last = rows[-1]
             bar.set_postfix(
@@ -207,7 +219,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
         if done % config.eval_every == 0 or done == total:
             val = evaluate(eval_step, state, val_src, mesh, eval_key, config.eval_batches)
             log.write([{"step": done, **val}])
-        if done % config.checkpoint_every == 0 or done == total:
+        if save:
             ckpt.save(done, state)
     batches.close()
     bar.close()
