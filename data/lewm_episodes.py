@@ -137,7 +137,13 @@ def builder(config: EpisodesConfig, data_dir: str) -> LewmEpisodes:
 
 
 def read_episodes(config: EpisodesConfig, data_dir: str):
-    """Reads a built dataset back as :class:`lewm_jax.input_pipeline.Episodes`."""
+    """Reads a built dataset back as :class:`lewm_jax.input_pipeline.Episodes`.
+
+    The stored layout (``features.json``) must be the one ``config`` describes, and every
+    episode record must decode field by field. A truncated, corrupt or differently laid
+    out dataset raises a one-line ValueError naming the file and the field (or the record,
+    when the file is too damaged to get at its fields).
+    """
     from lewm_jax.input_pipeline import Episodes
 
     b = builder(config, data_dir)
@@ -147,8 +153,8 @@ def read_episodes(config: EpisodesConfig, data_dir: str):
             f"--env={config.env} --image_size={config.image_size} "
             f"--episodes={config.num_episodes} --data_dir={data_dir}"
         )
-    source = b.as_data_source(split="train")
-    eps = [source[i] for i in range(len(source))]
+    _check_stored_features(b)
+    eps = _read_records(b, "train")
     eps.sort(key=lambda e: int(e["episode_idx"]))
     lens = np.array([len(e["step_idx"]) for e in eps], np.int64)
     return Episodes(
@@ -158,3 +164,72 @@ def read_episodes(config: EpisodesConfig, data_dir: str):
         ep_len=lens,
         state=np.concatenate([e["state"] for e in eps]),
     )
+
+
+def _spec(feature) -> str:
+    return f"{np.dtype(feature.np_dtype).name} {tuple(feature.shape)}"
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+def _check_stored_features(b: LewmEpisodes) -> None:
+    """The layout the data was written with must be the one its builder config describes."""
+    path = f"{b.data_dir}/features.json"
+    try:
+        stored = tfds.features.FeatureConnector.from_config(b.data_dir)
+    except Exception as e:  # missing or unparsable: either way the layout is unknown
+        raise ValueError(f"{path}: unreadable ({_first_line(e)})") from None
+    for name, want in b.info.features.items():
+        if name not in stored.keys():
+            raise ValueError(f"{path}: field {name!r} is missing; expected {_spec(want)}")
+        if _spec(stored[name]) != _spec(want):
+            raise ValueError(
+                f"{path}: field {name!r} is {_spec(stored[name])}, expected {_spec(want)} "
+                f"for {b.builder_config.name}"
+            )
+
+
+def _read_records(b: LewmEpisodes, split: str) -> list[dict]:
+    """Decodes every record of ``split`` field by field, naming the shard file on failure."""
+    from tensorflow_datasets.core import example_parser
+
+    info = b.info.splits[split]
+    files = [str(f) for f in info.filepaths]
+    shard_of = np.repeat(np.arange(len(files)), info.shard_lengths)
+    features = b.info.features
+    parser = example_parser.ExampleParserNp(features.get_serialized_info())
+    source = b.as_data_source(split=split)
+    eps = []
+    for i in range(len(source)):
+        where = f"{files[shard_of[i]]}: episode record {i}"
+        try:
+            parsed = parser.parse_example(source.data_source[i])
+        except Exception as e:  # array_record/riegeli and protobuf errors have no common base
+            raise ValueError(
+                f"{where} is unreadable ({_first_line(e)}); the file is truncated or corrupt"
+            ) from None
+        ep = {}
+        for name, feature in features.items():
+            if parsed.get(name) is None:
+                raise ValueError(
+                    f"{where} has no field {name!r} (expected {_spec(feature)}); the file is "
+                    "truncated or was written with another layout"
+                )
+            try:
+                ep[name] = feature.decode_example_np(parsed[name])
+            except Exception as e:
+                raise ValueError(
+                    f"{where}: field {name!r} does not decode as {_spec(feature)} "
+                    f"({_first_line(e)})"
+                ) from None
+        for name in ("action", "state", "step_idx"):
+            if len(ep[name]) != len(ep["pixels"]):
+                raise ValueError(
+                    f"{where}: field {name!r} has {len(ep[name])} rows, 'pixels' has "
+                    f"{len(ep['pixels'])}"
+                )
+        eps.append(ep)
+    return eps
