@@ -8,7 +8,7 @@
 Import writes ``config.json`` (``--config`` with the architecture of the official
 ``config.json``) and a step-0 checkpoint whose params/batch_stats are the converted
 weights, so ``experiments.plan`` (and fine-tuning via ``--config.init_from``) can load it.
-Export writes the reference state dict (``.pt`` needs ``pip install torch``; ``.npz``
+Export writes the reference state dict (``.pt`` needs the torch extra, BENCHMARKS.md; ``.npz``
 does not) and a reference ``config.json`` beside it. Neither overwrites existing files.
 """
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from lewm_jax.models.vit import VIT_SIZES, decode_variant
 
-TORCH_HINT = "pip install torch"
+TORCH_HINT = "pip install -e '.[torch]' --extra-index-url https://download.pytorch.org/whl/cpu"
 # HF ViT sizes of stable_pretraining's vit_hf: (width, depth, heads); MLP is 4 x width.
 HF_VIT_SIZES = {"tiny": (192, 12, 3), "small": (384, 12, 6), "base": (768, 12, 12)}
 # Keys the reference may hold that do not affect LeWM's outputs (vit_hf's default
