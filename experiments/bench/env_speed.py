@@ -31,26 +31,30 @@ from lewm_jax.envs import ENV_NAMES, make
 from lewm_jax.envs.collect import collect_episodes
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("envs", list(ENV_NAMES), "Registered environment names to time.")
-flags.DEFINE_list("sizes", ["64", "224"], "Image sizes.")
-flags.DEFINE_list("num_envs", ["1", "64", "1024", "4096"], "Parallel environment counts B.")
-flags.DEFINE_float("min_seconds", 1.0, "Shortest timed span per configuration.")
-flags.DEFINE_integer("dataset_episodes", 1000, "Two-Room episodes to collect (0: skip).")
-flags.DEFINE_integer("dataset_size", 64, "Image size of the collected dataset.")
-flags.DEFINE_string(
-    "reference_python",
-    reference.default_python(),
-    "Interpreter with torch + stable-worldmodel for the reference side ('': skip it).",
-)
-flags.DEFINE_list("reference_num_envs", ["1", "8", "32", "64"], "Reference env counts B.")
-flags.DEFINE_list(
-    "reference_modes", ["single", "world", "sync", "async"], "Modes of torch_envs.py to time."
-)
-flags.DEFINE_string("json", "", "Also write the table to this JSON file.")
-
 REFERENCE_NAMES = {"TwoRoom-v0": "TwoRoom-v1", "PushT-v0": "PushT-v1"}
 VECTOR_MODES = ("world", "sync", "async")
 TARGET_RATIO = 100.0
+
+
+def define_flags():
+    """Defines the flags; called only when run as a script, so that tests can import this
+    module beside other commands that define flags of the same names (``envs``, ``sizes``)."""
+    flags.DEFINE_list("envs", list(ENV_NAMES), "Registered environment names to time.")
+    flags.DEFINE_list("sizes", ["64", "224"], "Image sizes.")
+    flags.DEFINE_list("num_envs", ["1", "64", "1024", "4096"], "Parallel environment counts B.")
+    flags.DEFINE_float("min_seconds", 1.0, "Shortest timed span per configuration.")
+    flags.DEFINE_integer("dataset_episodes", 1000, "Two-Room episodes to collect (0: skip).")
+    flags.DEFINE_integer("dataset_size", 64, "Image size of the collected dataset.")
+    flags.DEFINE_string(
+        "reference_python",
+        reference.default_python(),
+        "Interpreter with torch + stable-worldmodel for the reference side ('': skip it).",
+    )
+    flags.DEFINE_list("reference_num_envs", ["1", "8", "32", "64"], "Reference env counts B.")
+    flags.DEFINE_list(
+        "reference_modes", ["single", "world", "sync", "async"], "Modes of torch_envs.py to time."
+    )
+    flags.DEFINE_string("json", "", "Also write the table to this JSON file.")
 
 
 def frames_per_second(env, params, num_envs: int, min_seconds: float) -> float:
@@ -301,4 +305,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -33,21 +33,28 @@ from lewm_jax.steps import build_model, make_train_step
 from lewm_jax.train_state import init_train_state
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("sizes", ["cpu", "paper"], "Config sizes to time.")
-flags.DEFINE_list("devices", [], "Device counts to time (default: all devices).")
-flags.DEFINE_integer("batch_size", 0, "Global batch (0 = the config's).")
-flags.DEFINE_string("dtype", "", "Compute dtype override: float32 or bfloat16.")
-flags.DEFINE_integer("steps", 5, "Timed steps after the warm-up step.")
-flags.DEFINE_string("json", "", "Also write the table to this JSON file.")
-flags.DEFINE_string(
-    "reference_python",
-    reference.default_python(),
-    "Interpreter with torch + stable-worldmodel for the side-by-side rows ('' = skip).",
-)
-flags.DEFINE_integer("reference_threads", 0, "torch threads for the reference (0 = all cores).")
-flags.DEFINE_float(
-    "peak_tflops", 0.0, "Device peak TFLOP/s for MFU (e.g. 989 for H100 SXM bf16 dense); 0 = skip."
-)
+
+
+def define_flags():
+    """Defines the flags; called only when run as a script, so that tests can import this
+    module beside other benchmarks that define flags of the same names (``sizes``)."""
+    flags.DEFINE_list("sizes", ["cpu", "paper"], "Config sizes to time.")
+    flags.DEFINE_list("devices", [], "Device counts to time (default: all devices).")
+    flags.DEFINE_integer("batch_size", 0, "Global batch (0 = the config's).")
+    flags.DEFINE_string("dtype", "", "Compute dtype override: float32 or bfloat16.")
+    flags.DEFINE_integer("steps", 5, "Timed steps after the warm-up step.")
+    flags.DEFINE_string("json", "", "Also write the table to this JSON file.")
+    flags.DEFINE_string(
+        "reference_python",
+        reference.default_python(),
+        "Interpreter with torch + stable-worldmodel for the side-by-side rows ('' = skip).",
+    )
+    flags.DEFINE_integer("reference_threads", 0, "torch threads for the reference (0 = all cores).")
+    flags.DEFINE_float(
+        "peak_tflops",
+        0.0,
+        "Device peak TFLOP/s for MFU (e.g. 989 for H100 SXM bf16 dense); 0 = skip.",
+    )
 
 
 def _step_flops(jitted, *args) -> float:
@@ -212,4 +219,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
