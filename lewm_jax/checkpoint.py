@@ -135,13 +135,40 @@ class Checkpointer:
             step: which step (default: latest).
         """
         step = self.latest_step() if step is None else step
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _present(target))
+        wanted = _present(target)
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, wanted)
+        if isinstance(abstract, dict):
+            abstract = {**self._extra_entries(step, abstract), **abstract}
         restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        if isinstance(wanted, dict):
+            restored = {k: v for k, v in restored.items() if k in wanted}
         return (
             dataclasses.replace(target, **restored)
             if dataclasses.is_dataclass(target)
             else restored
         )
+
+    def _extra_entries(self, step: int, abstract: dict) -> dict:
+        """Abstract values for top-level entries on disk that ``abstract`` lacks.
+
+        Orbax restores only a tree of the on-disk structure. Entries the caller does not want
+        (an EMA run's ``target_params`` read for planning or ``init_from``; a None
+        ``target_params`` that an earlier version wrote) are read as stored, then dropped.
+        """
+        path = Path(self.manager.directory) / str(step) / "default"
+        try:
+            stored = ocp.StandardCheckpointHandler().metadata(path)
+        except Exception:  # unreadable metadata: let the restore itself report it
+            return {}
+        tree = getattr(stored, "tree", stored)
+        if not isinstance(tree, dict):
+            return {}
+
+        def leaf(m):
+            return None if m is None else jax.ShapeDtypeStruct(m.shape, m.dtype)
+
+        extra = {k: v for k, v in tree.items() if k not in abstract}
+        return {k: jax.tree.map(leaf, v, is_leaf=lambda x: x is None) for k, v in extra.items()}
 
     def all_steps(self) -> list[int]:
         """Steps of all complete checkpoints, oldest first."""

@@ -146,6 +146,19 @@ def test_old_checkpoints_and_configs_stay_compatible(setup, tmp_path):
     back = ckpt.restore(jax.tree.map(np.zeros_like, ema_state))
     for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(ema_state), strict=True):
         np.testing.assert_array_equal(a, b)
+    # An EMA run's checkpoint read into a plain state (planning, probes, init_from):
+    # the EMA target on disk is read and dropped.
+    plain = ckpt.restore(jax.tree.map(np.zeros_like, state))
+    assert plain.target_params is None
+    for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(state), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # A checkpoint whose tree holds target_params = None (written by an earlier version).
+    manager = ocp.CheckpointManager(tmp_path / "none_entry")
+    manager.save(1, args=ocp.args.StandardSave({**old, "target_params": None}))
+    manager.wait_until_finished()
+    restored = checkpoint.Checkpointer(tmp_path / "none_entry", async_save=False).restore(state)
+    assert restored.target_params is None
+    assert jax.tree.structure(restored) == jax.tree.structure(state)
     # An old config (no loss.ema_target) matches a default one but not an EMA one.
     stored = json.loads(config.to_json())
     del stored["loss"]["ema_target"], stored["loss"]["regularizer"]
