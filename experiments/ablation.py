@@ -19,6 +19,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments.cli import exit_with_error
 from experiments.configs.common import check_config_flags
 
 DEFAULT_CONFIG = "experiments/configs/lewm.py:ablation"
@@ -42,7 +43,7 @@ def main(argv):
     except (ValueError, TypeError, OSError, FloatingPointError) as e:
         if FLAGS.traceback:
             raise
-        sys.exit(f"error: {e}")
+        exit_with_error(e)
     print(ablation.format_markdown(table))
 
 

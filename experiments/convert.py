@@ -13,10 +13,11 @@ does not) and a reference ``config.json`` beside it. Neither overwrites existing
 """
 
 import json
-import sys
 from pathlib import Path
 
 from absl import app, flags, logging
+
+from experiments.cli import exit_with_error
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("weights", None, "Official state dict: weights.pt (or .npz).")
@@ -139,7 +140,7 @@ def main(argv):
     except (ValueError, TypeError, OSError, ImportError, json.JSONDecodeError) as e:
         if FLAGS.traceback:
             raise
-        sys.exit(f"error: {e}")
+        exit_with_error(e)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ must have been made by that config (model and data), else a one-line error.
 """
 
 import json
-import sys
 
 from absl import app, flags, logging
 
+from experiments.cli import exit_with_error
 from experiments.configs.common import load_config
 
 FLAGS = flags.FLAGS
@@ -77,7 +77,7 @@ def main(argv):
     except (ValueError, TypeError, OSError, json.JSONDecodeError) as e:
         if FLAGS.traceback:
             raise
-        sys.exit(f"error: {e}")
+        exit_with_error(e)
     print(format_report(reports))
 
 

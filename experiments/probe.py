@@ -10,10 +10,11 @@ goes to ``<workdir>/probe.json`` unless ``--out`` says otherwise.
 """
 
 import json
-import sys
 from pathlib import Path
 
 from absl import app, flags, logging
+
+from experiments.cli import exit_with_error
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training run directory (config.json + checkpoints).")
@@ -61,7 +62,7 @@ def main(argv):
     except (ValueError, TypeError, OSError) as e:
         if FLAGS.traceback:
             raise
-        sys.exit(f"error: {e}")
+        exit_with_error(e)
     print(
         f"{report['env']}: {report['train_episodes']} train / {report['test_episodes']} held-out "
         f"episodes ({report['test_frames']} held-out frames)"

@@ -12,11 +12,12 @@ surprise of that frame with the control by a paired t-test. Writes ``surprise.js
 """
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 from absl import app, flags, logging
+
+from experiments.cli import exit_with_error
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training run directory (config.json + checkpoints).")
@@ -121,7 +122,7 @@ def main(argv):
     except (ValueError, TypeError, OSError) as e:
         if FLAGS.traceback:
             raise
-        sys.exit(f"error: {e}")
+        exit_with_error(e)
     print(
         f"{report['env']}: {report['episodes']} episodes, {report['num_frames']} frames, "
         f"perturbation at frame {report['step']} "

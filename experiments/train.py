@@ -14,6 +14,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments.cli import exit_with_error
 from experiments.configs.common import check_config_flags
 
 DEFAULT_CONFIG = "experiments/configs/lewm.py:cpu"
@@ -44,10 +45,10 @@ def main(argv):
             print(json.dumps(summary, indent=2))
         if config.planning.enabled and main_host:
             evaluate_planning(FLAGS.workdir, config.planning, config=config)
-    except (ValueError, TypeError, OSError, FloatingPointError) as e:
+    except (ValueError, TypeError, OSError, FloatingPointError, RuntimeError) as e:
         if FLAGS.traceback:
             raise
-        sys.exit(f"error: {e}")
+        exit_with_error(e)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from experiments.configs.lewm import get_config
 from lewm_jax.checkpoint import Checkpointer
@@ -134,3 +135,14 @@ def test_plan_command_evaluates_planners_and_refuses_bad_inputs(tmp_path):
         bad = _run([*plan, flag])
         assert bad.returncode != 0
         assert bad.stderr.strip().splitlines()[-1].startswith("error: ") and message in bad.stderr
+
+
+def test_command_errors_print_only_their_first_line():
+    from experiments.cli import exit_with_error
+
+    with pytest.raises(SystemExit) as done:
+        exit_with_error(ValueError("Error: trees differ:\n  target_params: MISSING\n  more"))
+    assert done.value.code == "error: Error: trees differ:"
+    with pytest.raises(SystemExit) as done:
+        exit_with_error(KeyError())
+    assert done.value.code == "error: KeyError"
