@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags, logging
 
-from experiments.cli import exit_with_error
+from experiments.cli import exit_with_error, parse_rgb
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training run directory (config.json + checkpoints).")
@@ -29,17 +29,6 @@ flags.DEFINE_bool("traceback", False, "Show full tracebacks instead of one-line 
 flags.mark_flag_as_required("workdir")
 
 ALPHA = 0.01  # significance level of the paper's test
-
-
-def parse_colour(values: list[str]) -> tuple[float, float, float]:
-    """``["R", "G", "B"]`` -> floats in [0, 255]; a one-line ValueError otherwise."""
-    try:
-        rgb = tuple(float(v) for v in values)
-    except ValueError:
-        rgb = ()
-    if len(rgb) != 3 or not all(0.0 <= v <= 255.0 for v in rgb):
-        raise ValueError(f"--colour {','.join(values)!r}: expected three numbers R,G,B in 0..255")
-    return rgb
 
 
 def format_table(report: dict) -> str:
@@ -93,7 +82,7 @@ def main(argv):
 
     logging.set_verbosity(logging.WARNING)
     try:
-        colour = parse_colour(FLAGS.colour)
+        colour = parse_rgb(FLAGS.colour, flag="--colour")
         config, model, variables = load_trained(FLAGS.workdir)
         # Actions are z-scored with the training data's statistics, as in planning.
         mean, std = action_stats(datasets.load_episodes(config.data, config.seed).actions)

@@ -206,9 +206,9 @@ def test_run_surprise_rejects_bad_step(two_room, tiny_model, step):
 
 
 def test_colour_flag_parses_rgb_and_rejects_bad_values():
-    from experiments.surprise import parse_colour
+    from experiments.cli import parse_rgb
 
-    assert parse_colour(["200", "40", "40.5"]) == (200.0, 40.0, 40.5)
+    assert parse_rgb(["200", "40", "40.5"], flag="--colour") == (200.0, 40.0, 40.5)
     for bad in (["0", "0"], ["0", "0", "256"], ["red", "0", "0"], ["-1", "0", "0"]):
-        with pytest.raises(ValueError, match="expected three numbers R,G,B in 0..255"):
-            parse_colour(bad)
+        with pytest.raises(ValueError, match="--colour .*expected three numbers R,G,B in 0..255"):
+            parse_rgb(bad, flag="--colour")
