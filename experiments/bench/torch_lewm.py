@@ -35,18 +35,22 @@ def vit_hf(size="tiny", patch_size=16, image_size=224, pretrained=False, use_mas
     return model
 
 
-def reference_modules():
-    """stable_worldmodel's ``wm/lewm/lewm.py`` and ``module.py``, loaded by path: the
-    package's ``__init__`` imports every environment, which takes seconds."""
+def swm_module(relative: str):
+    """The stable-worldmodel source file ``relative`` (e.g. ``"wm/loss.py"``), loaded by path:
+    the package's ``__init__`` imports every environment, which takes seconds."""
     import importlib.util
 
-    root = Path(importlib.util.find_spec("stable_worldmodel").origin).parent / "wm" / "lewm"
-    modules = []
-    for name in ("lewm", "module"):
-        spec = importlib.util.spec_from_file_location(f"swm_lewm_{name}", root / f"{name}.py")
-        modules.append(importlib.util.module_from_spec(spec))
-        spec.loader.exec_module(modules[-1])
-    return modules
+    path = Path(importlib.util.find_spec("stable_worldmodel").origin).parent / relative
+    name = "swm_" + relative.removesuffix(".py").replace("/", "_")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def reference_modules():
+    """stable_worldmodel's ``wm/lewm/lewm.py`` and ``module.py``."""
+    return [swm_module(f"wm/lewm/{name}.py") for name in ("lewm", "module")]
 
 
 def build(config: dict):

@@ -21,18 +21,7 @@ import time
 import numpy as np
 import torch
 
-from experiments.bench.torch_lewm import MEAN, STD, build
-
-
-def _sigreg():
-    import importlib.util
-    from pathlib import Path
-
-    root = Path(importlib.util.find_spec("stable_worldmodel").origin).parent / "wm" / "loss.py"
-    spec = importlib.util.spec_from_file_location("swm_wm_loss", root)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # by path: the package __init__ imports every env
-    return module.SIGReg()
+from experiments.bench.torch_lewm import MEAN, STD, build, swm_module
 
 
 def time_reference_step(args) -> dict:
@@ -40,7 +29,7 @@ def time_reference_step(args) -> dict:
     torch.manual_seed(0)
     config = json.loads(open(args.config).read())
     model = build(config).train()
-    sigreg = _sigreg()
+    sigreg = swm_module("wm/loss.py").SIGReg()
     opt = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=1e-3)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     rng = np.random.default_rng(0)
