@@ -9,9 +9,12 @@ import json
 import os
 import sys
 
+import jax
+import numpy as np
 import pytest
 
 from experiments.bench import env_speed
+from lewm_jax.envs import make
 
 TORCH_PYTHON = os.environ.get("LEWM_TORCH_PYTHON")
 needs_torch = pytest.mark.skipif(
@@ -138,3 +141,25 @@ def test_reference_cem_plan_runs_the_same_size_model():
     assert ref["params"] == TEST_SIZE_PARAMS
     assert (ref["samples"], ref["iterations"], ref["topk"], ref["horizon"]) == (8, 2, 2, 2)
     assert ref["seconds"] > 0
+
+
+def test_env_speed_program_computes_every_pixel_of_every_frame():
+    # The timed program must not let XLA skip pixels: its output is the XOR of all frames,
+    # which we recompute here step by step from the same keys.
+    env, params = make("PushT-v0", image_size=16)
+    num_envs, steps = 2, 3
+    xor = np.asarray(env_speed.stepping_program(env, params, num_envs, steps)(jax.random.key(4)))
+
+    k_reset, k_steps = jax.random.split(jax.random.key(4))
+    _, state = jax.vmap(env.reset_env, (0, None))(jax.random.split(k_reset, num_envs), params)
+    expected = np.zeros_like(xor)
+    for k in jax.random.split(k_steps, steps):
+        k_act, k_env = jax.random.split(k)
+        actions = jax.random.uniform(k_act, (num_envs, 2), minval=-1.0, maxval=1.0)
+        obs, state, *_ = jax.vmap(env.step_env, (0, 0, 0, None))(
+            jax.random.split(k_env, num_envs), state, actions, params
+        )
+        assert np.asarray(obs).any()
+        expected ^= np.asarray(obs)
+    np.testing.assert_array_equal(xor, expected)
+    assert xor.shape == (num_envs, 16, 16, 3) and xor.any()

@@ -1,8 +1,9 @@
 """Environment speed: frames/s of step + render for B parallel envs, and dataset build time.
 
 Each configuration compiles a ``vmap`` over B environments of a ``lax.scan`` over K steps
-(random actions, ``env.step_env`` with rendering; a per-frame checksum keeps the frames
-from being optimised away) and times repeated calls for at least ``--min_seconds``.
+(random actions, ``env.step_env`` with rendering; every frame is XOR-ed into a
+``(B, H, W, 3)`` carry so that no pixel can be optimised away) and times repeated calls
+for at least ``--min_seconds``.
 Registered environments whose module is missing are skipped.
 
 With ``--reference_python`` (default: ``$LEWM_TORCH_PYTHON``), the same sizes are then timed
@@ -57,25 +58,38 @@ def define_flags():
     flags.DEFINE_string("json", "", "Also write the table to this JSON file.")
 
 
-def frames_per_second(env, params, num_envs: int, min_seconds: float) -> float:
-    """Frames/s of step + render for ``num_envs`` environments stepping in parallel."""
-    steps = 50 if num_envs <= 64 else 5
+def stepping_program(env, params, num_envs: int, steps: int):
+    """The timed program: ``key -> (B, H, W, 3)`` uint8 XOR of every frame of ``steps``
+    random-action steps of ``num_envs`` environments (step + render), jit-compiled."""
 
     def run(key):
         k_reset, k_steps = jax.random.split(key)
         _, state = jax.vmap(env.reset_env, (0, None))(jax.random.split(k_reset, num_envs), params)
 
-        def body(state, k):
+        def body(carry, k):
+            state, frames = carry
             k_act, k_env = jax.random.split(k)
             actions = jax.random.uniform(k_act, (num_envs, 2), minval=-1.0, maxval=1.0)
             obs, state, *_ = jax.vmap(env.step_env, (0, 0, 0, None))(
                 jax.random.split(k_env, num_envs), state, actions, params
             )
-            return state, jnp.sum(obs[..., ::7, :], dtype=jnp.uint32)
+            # Every pixel of every frame must be computed: XLA fuses a render into its
+            # consumer and would compute only what a partial checksum reads (a strided sum
+            # let it skip 6/7 of the columns). An XOR into a (B, H, W, 3) carry reads all of
+            # them for the cost of writing the frames once.
+            return (state, frames ^ obs), None
 
-        return jax.lax.scan(body, state, jax.random.split(k_steps, steps))[1]
+        frames = jnp.zeros((num_envs, *env.obs_shape), jnp.uint8)
+        carry, _ = jax.lax.scan(body, (state, frames), jax.random.split(k_steps, steps))
+        return carry[1]
 
-    run = jax.jit(run)
+    return jax.jit(run)
+
+
+def frames_per_second(env, params, num_envs: int, min_seconds: float) -> float:
+    """Frames/s of step + render for ``num_envs`` environments stepping in parallel."""
+    steps = 50 if num_envs <= 64 else 5
+    run = stepping_program(env, params, num_envs, steps)
     jax.block_until_ready(run(jax.random.key(0)))  # compile
     calls, start = 0, time.perf_counter()
     while calls == 0 or time.perf_counter() - start < min_seconds:
