@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lewm_jax.envs import make
+from lewm_jax.envs import make, render
 from lewm_jax.envs import reacher as rc
 from lewm_jax.envs import two_room as tr
 from lewm_jax.envs.collect import collect_episodes, offset_goal_success_rate
@@ -190,6 +190,41 @@ def test_two_room_geometry_at_224():
     frame = np.asarray(jax.jit(env.render_physical)(jnp.array([60.3, 150.6])))
     np.testing.assert_array_equal(frame[151, 60], [255, 0, 0])  # peak-normalised dot
     assert frame[151, 80, 1] > 200 and frame[151, 67, 1] < 160  # std 7 px
+
+
+@pytest.mark.parametrize("size", [16, 50, 64, 224])
+def test_two_room_band_render_equals_drawing_every_row(size):
+    # The renderer draws only the rows near the dot; the oracle draws the whole frame.
+    env, _ = make("TwoRoom-v0", image_size=size)
+    c = jnp.asarray(env._coords)
+
+    def every_row(pos, colour):
+        alpha = render.gaussian_blob(c, c, pos, env._std)
+        img = render.composite(jnp.asarray(env._background), alpha, colour)
+        return render.to_uint8(img, truncate=True)
+
+    k_pos, k_col = jax.random.split(jax.random.key(size))
+    # Positions beyond the image too: the band is clipped to the frame.
+    pos = jax.random.uniform(k_pos, (300, 2), minval=-30.0, maxval=tr.CANVAS + 30.0)
+    colours = jax.random.randint(k_col, (300, 3), 0, 256).astype(jnp.float32)
+    colours = colours.at[:100].set(jnp.asarray(tr._RED))
+    got = jax.jit(jax.vmap(env.render_physical))(pos[:100])
+    want = jax.jit(jax.vmap(every_row))(pos[:100], colours[:100])
+    np.testing.assert_array_equal(got, want)
+    got = jax.jit(jax.vmap(env.render_physical))(pos[100:], colours[100:])
+    want = jax.jit(jax.vmap(every_row))(pos[100:], colours[100:])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_paste_rows_clips_and_replaces_only_the_band():
+    image = jnp.zeros((6, 2, 1), jnp.uint8)
+    band = jnp.arange(1, 7, dtype=jnp.uint8).reshape(3, 2, 1)
+    start, n = render.row_band(jnp.float32(4.6), 1, 6)  # rows 4..6 clipped to 3..5
+    assert n == 3 and int(start) == 3
+    out = np.asarray(render.paste_rows(image, band, start))[..., 0]
+    np.testing.assert_array_equal(out, [[0, 0], [0, 0], [0, 0], [1, 2], [3, 4], [5, 6]])
+    start, n = render.row_band(jnp.float32(0.2), 5, 6)  # taller than the image
+    assert n == 6 and int(start) == 0
 
 
 def test_collector_layout_lengths_and_termination():

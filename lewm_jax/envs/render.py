@@ -11,7 +11,13 @@ the pixels and nothing is stored per pixel between frames.
 
 Static backgrounds can be drawn at a convenient native resolution with NumPy and brought to
 the output size with :func:`area_resize` (exact box-filter resampling).
-Shape letters: H/W pixels, K primitives.
+
+A small shape changes only a band of rows of the background: :func:`row_band` picks the N
+rows around it, the renderer draws just those (``(N, W, 3)``) and :func:`paste_rows` puts
+them into the uint8 background. Pasting is a row gather and a select, which XLA fuses into
+one pass that vmaps cheaply; ``dynamic_update_slice`` would become a per-element scatter
+under ``vmap``, slower than drawing the whole frame.
+Shape letters: H/W pixels, N band rows, K primitives.
 """
 
 import jax
@@ -97,6 +103,30 @@ def gaussian_blob(x: jax.Array, y: jax.Array, centre: jax.Array, std, *, peak_no
 def composite(img: jax.Array, alpha: jax.Array, colour) -> jax.Array:
     """Alpha-blends a flat ``colour (3,)`` over ``img (H, W, 3)`` with ``alpha (H, W)``."""
     return img + alpha[..., None] * (jnp.asarray(colour, img.dtype) - img)
+
+
+def row_band(centre_row: jax.Array, half: int, size: int) -> tuple[jax.Array, int]:
+    """First row and height N of the band of ``2 * half + 1`` rows centred on a row.
+
+    Args:
+        centre_row: () float row coordinate (pixel-centre units: row i has centre i).
+        half: rows on each side of the rounded centre row.
+        size: H, image rows; the band is clipped to lie inside the image.
+
+    Returns:
+        ``(start () int32, N)``, with N = min(2 * half + 1, H) static.
+    """
+    n = min(2 * half + 1, size)
+    start = jnp.round(centre_row).astype(jnp.int32) - half
+    return jnp.clip(start, 0, size - n), n
+
+
+def paste_rows(image: jax.Array, band: jax.Array, start: jax.Array) -> jax.Array:
+    """``image (H, W, C)`` with rows ``start .. start + N - 1`` replaced by ``band (N, W, C)``."""
+    r = jnp.arange(image.shape[0]) - start
+    inside = (r >= 0) & (r < band.shape[0])
+    rows = jnp.take(band, jnp.clip(r, 0, band.shape[0] - 1), axis=0)
+    return jnp.where(inside[:, None, None], rows, image)
 
 
 def to_uint8(img: jax.Array, *, truncate: bool = False) -> jax.Array:

@@ -27,6 +27,8 @@ uniform in the other room with a shortest path via the door of at least
 ``min_goal_steps * speed`` px (the reference's ``task.min_steps`` = 25).
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,6 +42,7 @@ MARGIN, BORDER_LINE = 14, 4
 WALL_X, WALL_HALF = 112.0, 5.0  # thickness 10 // 2, as the reference's integer stripe
 DOOR_Y, DOOR_HALF, DOOR_TOL = 49.0, 14.0, 1.75  # tolerance = 0.5 * 224 / 64
 RADIUS = 7.0
+BAND_STDS = 6.5  # rows drawn around the dot, in Gaussian standard deviations
 SPAWN_LO, SPAWN_HI = 27.0, 196.0  # margin - 1 + 2 * radius from each edge
 BAND_LO, BAND_HI = WALL_X - WALL_HALF - RADIUS, WALL_X + WALL_HALF + RADIUS
 DOOR = (WALL_X, DOOR_Y)
@@ -130,6 +133,8 @@ class TwoRoom(environment.Environment[EnvState, EnvParams]):
         self._coords = render.pixel_centres(image_size, -0.5, CANVAS - 0.5)
         self._std = np.float32(RADIUS)
         self._background = background(image_size).astype(np.float32)
+        self._background_uint8 = np.floor(np.clip(self._background, 0, 255)).astype(np.uint8)
+        self._band_half = math.ceil(BAND_STDS * RADIUS * image_size / CANVAS)
 
     @property
     def default_params(self) -> EnvParams:
@@ -143,10 +148,17 @@ class TwoRoom(environment.Environment[EnvState, EnvParams]):
             colour: optional (3,) RGB agent colour in [0, 255] (default red, as in the data).
         """
         c = jnp.asarray(self._coords)
-        alpha = render.gaussian_blob(c, c, physical_state[:2], self._std)
+        # Only the rows within BAND_STDS of the dot are drawn: beyond, the Gaussian is
+        # < 1e-9 and cannot move a truncated uint8 value, so the frame is bit-identical to
+        # drawing every row (the tests compare both).
+        row = (physical_state[1] + 0.5) * self.image_size / CANVAS - 0.5
+        start, n = render.row_band(row, self._band_half, self.image_size)
+        rows = start + jnp.arange(n)
+        alpha = render.gaussian_blob(c, c[rows], physical_state[:2], self._std)
         colour = _RED if colour is None else colour
-        img = render.composite(jnp.asarray(self._background), alpha, colour)
-        return render.to_uint8(img, truncate=True)
+        band = render.composite(jnp.asarray(self._background)[rows], alpha, colour)
+        band = render.to_uint8(band, truncate=True)
+        return render.paste_rows(jnp.asarray(self._background_uint8), band, start)
 
     def render(self, state: EnvState, params: EnvParams | None = None, colour=None) -> jax.Array:
         """Current frame, uint8 (H, W, 3); ``colour`` as in :meth:`render_physical`."""
