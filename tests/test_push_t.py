@@ -40,6 +40,7 @@ def _run(env, params, state, action, steps):
 
 def test_jits_once_with_contract_shapes(env_and_params):
     env, params = env_and_params
+    chex.clear_trace_counter()  # keyed by code location: test_envs.py has the same `step`
 
     @jax.jit
     @chex.assert_max_traces(n=1)
