@@ -216,15 +216,43 @@ def test_two_room_band_render_equals_drawing_every_row(size):
     np.testing.assert_array_equal(got, want)
 
 
-def test_paste_rows_clips_and_replaces_only_the_band():
+def test_window_start_clips_to_the_image():
+    start, n = render.window_start(jnp.float32(4.6), 1, 6)  # 4..6 clipped to 3..5
+    assert n == 3 and int(start) == 3
+    start, n = render.window_start(jnp.float32(-3.0), 1, 6)
+    assert n == 3 and int(start) == 0
+    start, n = render.window_start(jnp.float32(0.2), 5, 6)  # wider than the image
+    assert n == 6 and int(start) == 0
+
+
+def test_paste_rows_replaces_only_the_band():
     image = jnp.zeros((6, 2, 1), jnp.uint8)
     band = jnp.arange(1, 7, dtype=jnp.uint8).reshape(3, 2, 1)
-    start, n = render.row_band(jnp.float32(4.6), 1, 6)  # rows 4..6 clipped to 3..5
-    assert n == 3 and int(start) == 3
-    out = np.asarray(render.paste_rows(image, band, start))[..., 0]
-    np.testing.assert_array_equal(out, [[0, 0], [0, 0], [0, 0], [1, 2], [3, 4], [5, 6]])
-    start, n = render.row_band(jnp.float32(0.2), 5, 6)  # taller than the image
-    assert n == 6 and int(start) == 0
+    out = np.asarray(jax.vmap(render.paste_rows, (None, None, 0))(image, band, jnp.array([3, 0])))
+    np.testing.assert_array_equal(out[0, ..., 0], [[0, 0]] * 3 + [[1, 2], [3, 4], [5, 6]])
+    np.testing.assert_array_equal(out[1, ..., 0], [[1, 2], [3, 4], [5, 6]] + [[0, 0]] * 3)
+
+
+def test_paste_single_batched_and_nested_vmap_agree():
+    rng = np.random.default_rng(0)
+    images = jnp.asarray(rng.integers(0, 256, (2, 3, 7, 8, 3)), jnp.uint8)
+    patches = jnp.asarray(rng.integers(0, 256, (2, 3, 4, 2, 3)), jnp.uint8)
+    starts = jnp.asarray(rng.integers(0, 4, (2, 3, 2)), jnp.int32)
+    want = np.array(images)
+    for i in range(2):
+        for j in range(3):
+            y, x = np.asarray(starts[i, j])
+            want[i, j, y : y + 4, x : x + 2] = patches[i, j]
+    nested = jax.jit(jax.vmap(jax.vmap(render.paste)))(images, patches, starts)
+    np.testing.assert_array_equal(nested, want)
+    one = jax.jit(jax.vmap(render.paste))(images[1], patches[1], starts[1])
+    np.testing.assert_array_equal(one, want[1])
+    # An unbatched image (a background) is broadcast over the batch.
+    shared = jax.vmap(render.paste, (None, 0, 0))(images[0, 0], patches[0], starts[0])
+    for j in range(3):
+        np.testing.assert_array_equal(
+            shared[j], render.paste(images[0, 0], patches[0, j], starts[0, j])
+        )
 
 
 def test_collector_layout_lengths_and_termination():

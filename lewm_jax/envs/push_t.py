@@ -26,13 +26,17 @@ the block as each box filled light slate grey with a 4 px darker outline, drawn 
 reference's order (goal T, walls, agent, block).
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
+from jax import lax
 
 from lewm_jax.envs import push_t_physics as phys
+from lewm_jax.envs import render
 
 WORLD = 512.0
 _WHITE = (255.0, 255.0, 255.0)
@@ -114,6 +118,14 @@ class PushT(environment.Environment[EnvState, EnvParams]):
         self._xs, self._ys = np.meshgrid(grid, grid)
         self._edge = WORLD / image_size
         self._background = np.asarray(jax.device_get(self._draw_background()))
+        self._background_uint8 = np.round(self._background).astype(np.uint8)
+        self._grid = grid
+        # Window half-widths (pixels) that hold every pixel an outline's anti-aliasing
+        # reaches: agent radius, and the T's farthest outline point from its centre of
+        # mass (a stem corner) plus its 2-unit outline, each plus half a pixel of ramp.
+        reach = float(np.max(np.linalg.norm(phys.HULL - phys.BLOCK_COG, axis=1))) + 2.0
+        self._agent_half = math.ceil(phys.AGENT_RADIUS / self._edge + 0.5) + 1
+        self._block_half = math.ceil(reach / self._edge + 0.5) + 1
 
     @property
     def default_params(self) -> EnvParams:
@@ -134,9 +146,28 @@ class PushT(environment.Environment[EnvState, EnvParams]):
         return _paint(img, walls, _WALL_GREY, edge)
 
     def render_physical(self, physical_state: jax.Array) -> jax.Array:
-        """Renders a (P,) physical state to a uint8 (H, W, 3) frame."""
-        xs, ys, edge = self._xs, self._ys, self._edge
-        img = jnp.asarray(self._background)
+        """Renders a (P,) physical state to a uint8 (H, W, 3) frame.
+
+        Only two windows are drawn, around the agent and around the block; every pixel
+        outside them has zero coverage of both and keeps the background's value.
+        """
+        frame = jnp.asarray(self._background_uint8)
+        cog = physical_state[2:4] + phys.rotation(physical_state[4]) @ phys.BLOCK_COG
+        for centre, half in ((physical_state[:2], self._agent_half), (cog, self._block_half)):
+            pixel = centre / self._edge - 0.5
+            x0, n = render.window_start(pixel[0], half, self.image_size)
+            y0, _ = render.window_start(pixel[1], half, self.image_size)
+            xs = lax.dynamic_slice(self._grid, (x0,), (n,))[None, :]
+            ys = lax.dynamic_slice(self._grid, (y0,), (n,))[:, None]
+            patch = lax.dynamic_slice(jnp.asarray(self._background), (y0, x0, 0), (n, n, 3))
+            patch = self._draw(physical_state, xs, ys, patch)
+            frame = render.paste(frame, patch, jnp.stack([y0, x0]))
+        return frame
+
+    def _draw(self, physical_state, xs, ys, img):
+        """Agent and block drawn over ``img`` (N, M, 3) at pixel centres ``xs`` (1, M), ``ys``
+        (N, 1); rounded to uint8."""
+        edge = self._edge
         agent_dist = jnp.hypot(xs - physical_state[0], ys - physical_state[1])
         img = _paint(img, agent_dist - phys.AGENT_RADIUS, _AGENT_BLUE, edge)
         img = _paint(img, agent_dist - (phys.AGENT_RADIUS - 4.0), _AGENT_CORE, edge)

@@ -12,17 +12,25 @@ the pixels and nothing is stored per pixel between frames.
 Static backgrounds can be drawn at a convenient native resolution with NumPy and brought to
 the output size with :func:`area_resize` (exact box-filter resampling).
 
-A small shape changes only a band of rows of the background: :func:`row_band` picks the N
-rows around it, the renderer draws just those (``(N, W, 3)``) and :func:`paste_rows` puts
-them into the uint8 background. Pasting is a row gather and a select, which XLA fuses into
-one pass that vmaps cheaply; ``dynamic_update_slice`` would become a per-element scatter
-under ``vmap``, slower than drawing the whole frame.
-Shape letters: H/W pixels, N band rows, K primitives.
+A small shape changes only a window of the background. :func:`window_start` places it
+along an axis; two ways put what was drawn there into the uint8 background, both cheap
+under ``vmap`` (where ``dynamic_update_slice`` would become a per-element scatter, slower on
+CPU than drawing the whole frame):
+
+- :func:`paste_rows` takes a full-width band of rows, as a row gather and a select. XLA fuses
+  the band's drawing into that one pass over the frame, so use it when drawing is cheap
+  per pixel (a Gaussian dot).
+- :func:`paste` takes an N x M window, written in place by a loop over the batch; the
+  window is computed once, so use it when drawing is costly per pixel (signed distances of
+  several shapes).
+
+Shape letters: H/W pixels, N/M window rows/columns, K primitives, B batch.
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 
 def pixel_centres(size: int, lo: float, hi: float) -> np.ndarray:
@@ -105,20 +113,40 @@ def composite(img: jax.Array, alpha: jax.Array, colour) -> jax.Array:
     return img + alpha[..., None] * (jnp.asarray(colour, img.dtype) - img)
 
 
-def row_band(centre_row: jax.Array, half: int, size: int) -> tuple[jax.Array, int]:
-    """First row and height N of the band of ``2 * half + 1`` rows centred on a row.
+def window_start(centre: jax.Array, half: int, size: int) -> tuple[jax.Array, int]:
+    """First index and length N of the ``2 * half + 1`` pixels centred on a coordinate.
 
     Args:
-        centre_row: () float row coordinate (pixel-centre units: row i has centre i).
-        half: rows on each side of the rounded centre row.
-        size: H, image rows; the band is clipped to lie inside the image.
+        centre: () float pixel coordinate along one axis (pixel i has centre i).
+        half: pixels on each side of the rounded centre.
+        size: pixels along the axis; the window is clipped to lie inside it.
 
     Returns:
-        ``(start () int32, N)``, with N = min(2 * half + 1, H) static.
+        ``(start () int32, N)``, with N = min(2 * half + 1, size) static.
     """
     n = min(2 * half + 1, size)
-    start = jnp.round(centre_row).astype(jnp.int32) - half
+    start = jnp.round(centre).astype(jnp.int32) - half
     return jnp.clip(start, 0, size - n), n
+
+
+@jax.custom_batching.custom_vmap
+def paste(image: jax.Array, patch: jax.Array, start: jax.Array) -> jax.Array:
+    """``image (H, W, C)`` with ``patch (N, M, C)`` written at row/column ``start (2,)`` int32."""
+    return lax.dynamic_update_slice(image, patch, (start[0], start[1], 0))
+
+
+@paste.def_vmap
+def _paste_batched(axis_size, in_batched, image, patch, start):
+    image, patch, start = (
+        x if batched else jnp.broadcast_to(x, (axis_size, *x.shape))
+        for x, batched in zip((image, patch, start), in_batched, strict=True)
+    )
+
+    # One in-place window copy per batch element: the batched update would be a scatter.
+    def write(i, out):
+        return lax.dynamic_update_slice(out, patch[i][None], (i, start[i, 0], start[i, 1], 0))
+
+    return lax.fori_loop(0, axis_size, write, image), True
 
 
 def paste_rows(image: jax.Array, band: jax.Array, start: jax.Array) -> jax.Array:

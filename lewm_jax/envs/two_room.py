@@ -152,7 +152,7 @@ class TwoRoom(environment.Environment[EnvState, EnvParams]):
         # < 1e-9 and cannot move a truncated uint8 value, so the frame is bit-identical to
         # drawing every row (the tests compare both).
         row = (physical_state[1] + 0.5) * self.image_size / CANVAS - 0.5
-        start, n = render.row_band(row, self._band_half, self.image_size)
+        start, n = render.window_start(row, self._band_half, self.image_size)
         rows = start + jnp.arange(n)
         alpha = render.gaussian_blob(c, c[rows], physical_state[:2], self._std)
         colour = _RED if colour is None else colour
