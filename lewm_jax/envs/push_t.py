@@ -148,29 +148,33 @@ class PushT(environment.Environment[EnvState, EnvParams]):
     def render_physical(self, physical_state: jax.Array) -> jax.Array:
         """Renders a (P,) physical state to a uint8 (H, W, 3) frame.
 
-        Only two windows are drawn, around the agent and around the block; every pixel
-        outside them has zero coverage of both and keeps the background's value.
+        Only two windows are drawn; every pixel outside them has zero coverage of both
+        shapes and keeps the background's value. The block's window is drawn without the
+        agent; the agent's window, drawn whole (agent, then block over it), is pasted last,
+        so that it supplies every pixel the agent covers.
         """
         frame = jnp.asarray(self._background_uint8)
         cog = physical_state[2:4] + phys.rotation(physical_state[4]) @ phys.BLOCK_COG
-        for centre, half in ((physical_state[:2], self._agent_half), (cog, self._block_half)):
+        windows = ((cog, self._block_half, False), (physical_state[:2], self._agent_half, True))
+        for centre, half, with_agent in windows:
             pixel = centre / self._edge - 0.5
             x0, n = render.window_start(pixel[0], half, self.image_size)
             y0, _ = render.window_start(pixel[1], half, self.image_size)
             xs = lax.dynamic_slice(self._grid, (x0,), (n,))[None, :]
             ys = lax.dynamic_slice(self._grid, (y0,), (n,))[:, None]
             patch = lax.dynamic_slice(jnp.asarray(self._background), (y0, x0, 0), (n, n, 3))
-            patch = self._draw(physical_state, xs, ys, patch)
+            patch = self._draw(physical_state, xs, ys, patch, with_agent=with_agent)
             frame = render.paste(frame, patch, jnp.stack([y0, x0]))
         return frame
 
-    def _draw(self, physical_state, xs, ys, img):
-        """Agent and block drawn over ``img`` (N, M, 3) at pixel centres ``xs`` (1, M), ``ys``
-        (N, 1); rounded to uint8."""
+    def _draw(self, physical_state, xs, ys, img, *, with_agent=True):
+        """Agent (if ``with_agent``) and block drawn over ``img`` (N, M, 3) at pixel centres
+        ``xs`` (1, M), ``ys`` (N, 1); rounded to uint8."""
         edge = self._edge
-        agent_dist = jnp.hypot(xs - physical_state[0], ys - physical_state[1])
-        img = _paint(img, agent_dist - phys.AGENT_RADIUS, _AGENT_BLUE, edge)
-        img = _paint(img, agent_dist - (phys.AGENT_RADIUS - 4.0), _AGENT_CORE, edge)
+        if with_agent:
+            agent_dist = jnp.hypot(xs - physical_state[0], ys - physical_state[1])
+            img = _paint(img, agent_dist - phys.AGENT_RADIUS, _AGENT_BLUE, edge)
+            img = _paint(img, agent_dist - (phys.AGENT_RADIUS - 4.0), _AGENT_CORE, edge)
         # Box by box, fill then outline, so the bar/stem junction keeps its line.
         for sdf in _t_boxes(xs, ys, physical_state[2:4], physical_state[4]):
             img = _paint(img, sdf, _BLOCK_FILL, edge)
