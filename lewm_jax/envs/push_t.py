@@ -114,12 +114,10 @@ class PushT(environment.Environment[EnvState, EnvParams]):
         self.image_size = image_size
         self.obs_shape = (image_size, image_size, 3)
         # Pixel centres in world units, as sampled by a resize of the 512 canvas.
-        grid = ((np.arange(image_size) + 0.5) * WORLD / image_size).astype(np.float32)
-        self._xs, self._ys = np.meshgrid(grid, grid)
+        self._grid = ((np.arange(image_size) + 0.5) * WORLD / image_size).astype(np.float32)
         self._edge = WORLD / image_size
         self._background = np.asarray(jax.device_get(self._draw_background()))
-        self._background_uint8 = np.round(self._background).astype(np.uint8)
-        self._grid = grid
+        self._background_uint8 = np.asarray(render.to_uint8(jnp.asarray(self._background)))
         # Window half-widths (pixels) that hold every pixel an outline's anti-aliasing
         # reaches: agent radius, and the T's farthest outline point from its centre of
         # mass (a stem corner) plus its 2-unit outline, each plus half a pixel of ramp.
@@ -132,7 +130,7 @@ class PushT(environment.Environment[EnvState, EnvParams]):
         return EnvParams()
 
     def _draw_background(self):
-        xs, ys, edge = self._xs, self._ys, self._edge
+        xs, ys, edge = self._grid[None, :], self._grid[:, None], self._edge
         img = jnp.full(self.obs_shape, 255.0, jnp.float32)
         for sdf in _t_boxes(xs, ys, jnp.array([256.0, 256.0]), jnp.pi / 4):
             img = _paint(img, sdf, _GOAL_GREEN, edge)
@@ -179,7 +177,7 @@ class PushT(environment.Environment[EnvState, EnvParams]):
         for sdf in _t_boxes(xs, ys, physical_state[2:4], physical_state[4]):
             img = _paint(img, sdf, _BLOCK_FILL, edge)
             img = _paint(img, jnp.abs(sdf) - 2.0, _BLOCK_EDGE, edge)
-        return jnp.round(img).astype(jnp.uint8)
+        return render.to_uint8(img)
 
     def render(self, state: EnvState, params: EnvParams | None = None) -> jax.Array:
         """Current frame, uint8 (H, W, 3)."""

@@ -133,7 +133,8 @@ class TwoRoom(environment.Environment[EnvState, EnvParams]):
         self._coords = render.pixel_centres(image_size, -0.5, CANVAS - 0.5)
         self._std = np.float32(RADIUS)
         self._background = background(image_size).astype(np.float32)
-        self._background_uint8 = np.floor(np.clip(self._background, 0, 255)).astype(np.uint8)
+        bg = jnp.asarray(self._background)
+        self._background_uint8 = np.asarray(render.to_uint8(bg, truncate=True))
         self._band_half = math.ceil(BAND_STDS * RADIUS * image_size / CANVAS)
 
     @property
