@@ -95,8 +95,8 @@ class LewmEpisodes(tfds.core.GeneratorBasedBuilder):
         return {"train": self._generate_examples()}
 
     def _generate_examples(self):
+        from lewm_jax.data.collect import collect_episodes
         from lewm_jax.envs import make
-        from lewm_jax.envs.collect import collect_episodes
 
         c = self.builder_config
         env, params = make(ENVS[c.env], image_size=c.image_size)
@@ -137,14 +137,14 @@ def builder(config: EpisodesConfig, data_dir: str) -> LewmEpisodes:
 
 
 def read_episodes(config: EpisodesConfig, data_dir: str):
-    """Reads a built dataset back as :class:`lewm_jax.input_pipeline.Episodes`.
+    """Reads a built dataset back as :class:`lewm_jax.data.episodes.Episodes`.
 
     The stored layout (``features.json``) must be the one ``config`` describes, and every
     episode record must decode field by field. A truncated, corrupt or differently laid
     out dataset raises a one-line ValueError naming the file and the field (or the record,
     when the file is too damaged to get at its fields).
     """
-    from lewm_jax.input_pipeline import Episodes
+    from lewm_jax.data.episodes import Episodes
 
     b = builder(config, data_dir)
     if not b.is_prepared():

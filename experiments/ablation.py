@@ -1,6 +1,6 @@
 """Anti-collapse ablation: the same LeWM trained with each regulariser, then planned with.
 
-Runs (lewm_jax.ablation.RUNS): pred_only, sigreg, vicreg, pldm, ema (BYOL-style target),
+Runs (lewm_jax.analysis.ablation.RUNS): pred_only, sigreg, vicreg, pldm, ema (BYOL-style target),
 infonce, and the SIGReg lambda sweep lam0.01, lam0.5, lam2 (with pred_only = 0 and
 sigreg = 0.09). Each run trains into ``<workdir>/<run>`` and is evaluated with CEM on 50
 Two-Room episodes; ``<workdir>/ablation.md``, ``ablation.csv`` and ``ablation.png`` summarise
@@ -35,7 +35,7 @@ flags.DEFINE_bool("traceback", False, "Show full tracebacks instead of one-line 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from lewm_jax import ablation
+    from lewm_jax.analysis import ablation
 
     logging.set_verbosity(logging.WARNING)
     try:

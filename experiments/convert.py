@@ -50,15 +50,15 @@ def write_workdir(workdir, config, variables) -> None:
     import jax
     import jax.numpy as jnp
 
-    from lewm_jax import checkpoint
-    from lewm_jax.optim import make_optimizer
-    from lewm_jax.train_state import TrainState
+    from lewm_jax.training import checkpoint
+    from lewm_jax.training.optim import make_optimizer
+    from lewm_jax.training.state import TrainState
 
     check_fresh(workdir)
     workdir = checkpoint.check_workdir(workdir)
     ckpts = workdir / "checkpoints"
     params = jax.tree.map(jnp.asarray, variables["params"])
-    # Same optimizer as planning_eval.load_trained builds, so the restore target matches.
+    # Same optimizer as planning.evaluate.load_trained builds, so the restore target matches.
     tx = make_optimizer(config.optim, max(config.total_steps, 1))
     state = TrainState(
         step=jnp.zeros((), jnp.int32),
@@ -92,7 +92,7 @@ def import_official(weights, official_config, workdir, base_config, *, frameskip
 def export(workdir, out, *, hf_layout):
     """Writes the reference state dict of ``workdir``'s latest checkpoint; returns a summary."""
     from lewm_jax import convert
-    from lewm_jax.planning_eval import load_trained
+    from lewm_jax.planning.evaluate import load_trained
 
     out = Path(out)
     if out.suffix != ".npz":

@@ -17,8 +17,8 @@ import jax
 import numpy as np
 from absl import app, flags
 
+from lewm_jax.data.collect import collect_episodes, offset_goal_success_rate, success_rate
 from lewm_jax.envs import ENV_NAMES, make
-from lewm_jax.envs.collect import collect_episodes, offset_goal_success_rate, success_rate
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("envs", list(ENV_NAMES), "Registered environment names.")

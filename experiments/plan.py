@@ -54,7 +54,7 @@ def plan_config_from_flags(stored):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from lewm_jax.planning_eval import evaluate_planning, format_report, load_trained
+    from lewm_jax.planning.evaluate import evaluate_planning, format_report, load_trained
 
     logging.set_verbosity(logging.WARNING)
 

@@ -45,9 +45,9 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     import jax
 
-    from lewm_jax import datasets
-    from lewm_jax.planning_eval import load_trained
-    from lewm_jax.probe import run_probes
+    from lewm_jax.analysis.probe import run_probes
+    from lewm_jax.data import datasets
+    from lewm_jax.planning.evaluate import load_trained
 
     logging.set_verbosity(logging.WARNING)
     try:

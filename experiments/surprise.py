@@ -75,10 +75,10 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     import jax
 
-    from lewm_jax import datasets
-    from lewm_jax.input_pipeline import action_stats
-    from lewm_jax.planning_eval import load_trained
-    from lewm_jax.surprise import run_surprise
+    from lewm_jax.analysis.surprise import run_surprise
+    from lewm_jax.data import datasets
+    from lewm_jax.data.episodes import action_stats
+    from lewm_jax.planning.evaluate import load_trained
 
     logging.set_verbosity(logging.WARNING)
     try:

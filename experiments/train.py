@@ -34,8 +34,8 @@ def main(argv):
 
     if FLAGS.distributed:
         jax.distributed.initialize()
-    from lewm_jax.planning_eval import evaluate_planning
-    from lewm_jax.train import train_and_evaluate
+    from lewm_jax.planning.evaluate import evaluate_planning
+    from lewm_jax.training.train import train_and_evaluate
 
     logging.set_verbosity(logging.WARNING)
     config, main_host = FLAGS.config, jax.process_index() == 0

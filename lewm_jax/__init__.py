@@ -1,11 +1,11 @@
 """lewm_jax: LeWorldModel (a JEPA world model trained with SIGReg) in JAX.
 
 Only the Flax-free losses and metrics are imported here, so ``import lewm_jax`` stays
-light; networks live in ``lewm_jax.models`` and training in ``lewm_jax.train``.
+light; networks live in ``lewm_jax.models`` and training in ``lewm_jax.training.train``.
 """
 
+from lewm_jax.analysis.metrics import effective_rank, mean_std
 from lewm_jax.losses import epps_pulley_weights, lewm_loss, prediction_loss, sigreg
-from lewm_jax.metrics import effective_rank, mean_std
 
 __version__ = "0.1.0"
 

@@ -138,7 +138,7 @@ def _detect_layout(state_dict) -> str:
 
 def _abstract_variables(model_config, image_size: int, action_input_dim: int):
     """Shapes of the variables our JEPA creates for this config (no computation)."""
-    from lewm_jax.steps import build_model  # deferred: keeps module import light
+    from lewm_jax.models import build_model
 
     config = _as_config(model_config)
     config.dtype = "float32"

@@ -10,21 +10,16 @@ import orbax.checkpoint as ocp
 import pytest
 
 from experiments.configs.lewm import get_config
-from lewm_jax import (
-    ablation,
-    checkpoint,
-    datasets,
-    losses,
-    objectives,
-    reporting,
-    sharding,
-    steps,
-)
-from lewm_jax.input_pipeline import ClipSource
-from lewm_jax.optim import make_optimizer
-from lewm_jax.steps import build_model, make_train_step
-from lewm_jax.train import train_and_evaluate
-from lewm_jax.train_state import init_train_state
+from lewm_jax import losses
+from lewm_jax.analysis import ablation
+from lewm_jax.data import datasets
+from lewm_jax.data.clips import ClipSource
+from lewm_jax.models import build_model
+from lewm_jax.training import checkpoint, objectives, reporting, sharding
+from lewm_jax.training.optim import make_optimizer
+from lewm_jax.training.state import init_train_state
+from lewm_jax.training.step import make_train_step
+from lewm_jax.training.train import train_and_evaluate
 
 # The default (sigreg) step is covered by tests/test_train.py; "none" runs here with EMA.
 CASES = {
@@ -88,7 +83,7 @@ def test_every_objective_trains_sharded_with_finite_metrics(setup, case):
 
     # ... and gets no gradient through the targets it provides.
     def loss_of_target(target_params):
-        target = steps._ema_targets(
+        target = step._ema_targets(
             model, state.replace(target_params=target_params), batch["pixels"], train=True
         )
         return losses.prediction_loss(jnp.zeros_like(target), target)

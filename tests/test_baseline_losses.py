@@ -10,7 +10,8 @@ import pytest
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from lewm_jax import contrastive, ema, sharding, vicreg
+from lewm_jax import losses
+from lewm_jax.training import ema, sharding
 
 
 def rng(seed):
@@ -99,7 +100,7 @@ def linear_idm(z_t, z_t1):
 def test_vicreg_matches_numpy(two_views):
     a = rng(0).normal(size=(32, 6)) * [0.3, 1, 2, 0.5, 1.5, 0.1] + 0.7
     b = a + 0.4 * rng(1).normal(size=a.shape) if two_views else None
-    loss, terms = vicreg.vicreg_loss(
+    loss, terms = losses.vicreg_loss(
         jnp.asarray(a, jnp.float32), None if b is None else jnp.asarray(b, jnp.float32)
     )
     want, (inv, var, cov) = vicreg_numpy(a, b)
@@ -107,18 +108,18 @@ def test_vicreg_matches_numpy(two_views):
     got = [float(terms[k]) for k in ("invariance", "variance", "covariance")]
     np.testing.assert_allclose(got, [inv, var, cov], rtol=1e-4, atol=1e-7)
     x = jnp.asarray(a, jnp.float32)
-    np.testing.assert_allclose(float(vicreg.variance_loss(x)), np_hinge(a), rtol=1e-4)
+    np.testing.assert_allclose(float(losses.variance_loss(x)), np_hinge(a), rtol=1e-4)
     want_cov = np_offdiag_sq(np_cov(a)) / 6
-    np.testing.assert_allclose(float(vicreg.covariance_loss(x)), want_cov, rtol=1e-4)
+    np.testing.assert_allclose(float(losses.covariance_loss(x)), want_cov, rtol=1e-4)
 
 
 def test_pldm_matches_numpy():
     z = rng(2).normal(size=(6, 5, 4)) * [1.0, 0.5, 2.0, 0.2] + 0.3
     pred = z[:, 1:] + 0.1 * rng(3).normal(size=(6, 4, 4))
     actions = rng(4).normal(size=(6, 4, 2))
-    pldm = jax.jit(functools.partial(vicreg.pldm_loss, time_cov_weight=0.7))
+    pldm = jax.jit(functools.partial(losses.pldm_loss, time_cov_weight=0.7))
     with_idm = jax.jit(
-        functools.partial(vicreg.pldm_loss, time_cov_weight=0.7, inverse_model=linear_idm)
+        functools.partial(losses.pldm_loss, time_cov_weight=0.7, inverse_model=linear_idm)
     )
     loss, terms = with_idm(*(jnp.asarray(x, jnp.float32) for x in (z, pred, actions)))
     want, want_terms = pldm_numpy(z, pred, actions, linear_idm, {**PLDM_W, "time_covariance": 0.7})
@@ -134,13 +135,13 @@ def test_pldm_matches_numpy():
 @pytest.mark.parametrize("symmetric", [False, True])
 def test_info_nce_matches_numpy(symmetric):
     q, k = rng(5).normal(size=(2, 12, 8))
-    got = contrastive.info_nce(jnp.asarray(q), jnp.asarray(k), temperature=0.2, symmetric=symmetric)
+    got = losses.info_nce(jnp.asarray(q), jnp.asarray(k), temperature=0.2, symmetric=symmetric)
     np.testing.assert_allclose(float(got), info_nce_numpy(q, k, 0.2, symmetric), rtol=1e-5)
 
 
 def test_nt_xent_matches_numpy():
     a, b = rng(6).normal(size=(2, 10, 8))
-    got = contrastive.nt_xent(jnp.asarray(a), jnp.asarray(b), temperature=0.3)
+    got = losses.nt_xent(jnp.asarray(a), jnp.asarray(b), temperature=0.3)
     np.testing.assert_allclose(float(got), nt_xent_numpy(a, b, 0.3), rtol=1e-5)
 
 
@@ -150,26 +151,26 @@ def test_nt_xent_matches_numpy():
 def test_vicreg_variance_term_sanity():
     z = rng(7).normal(size=(4096, 16))
     collapsed = np.full((64, 16), 0.3)
-    np.testing.assert_allclose(float(vicreg.variance_loss(jnp.asarray(collapsed))), 0.99, rtol=1e-3)
-    assert float(vicreg.variance_loss(jnp.asarray(z, jnp.float32))) < 0.02
+    np.testing.assert_allclose(float(losses.variance_loss(jnp.asarray(collapsed))), 0.99, rtol=1e-3)
+    assert float(losses.variance_loss(jnp.asarray(z, jnp.float32))) < 0.02
     whitened = (z - z.mean(0)) / z.std(0, ddof=1)
-    assert float(vicreg.variance_loss(jnp.asarray(whitened, jnp.float32))) == 0.0
+    assert float(losses.variance_loss(jnp.asarray(whitened, jnp.float32))) == 0.0
     # Covariance: ~0 for independent dimensions, large when every dimension is the same.
-    assert float(vicreg.covariance_loss(jnp.asarray(z, jnp.float32))) < 0.01
+    assert float(losses.covariance_loss(jnp.asarray(z, jnp.float32))) < 0.01
     line = np.repeat(z[:, :1], 16, axis=1)
-    np.testing.assert_allclose(float(vicreg.covariance_loss(jnp.asarray(line))), 15.0, rtol=0.1)
-    _, terms = vicreg.vicreg_loss(jnp.asarray(z), jnp.asarray(z))
+    np.testing.assert_allclose(float(losses.covariance_loss(jnp.asarray(line))), 15.0, rtol=0.1)
+    _, terms = losses.vicreg_loss(jnp.asarray(z), jnp.asarray(z))
     assert float(terms["invariance"]) == 0.0
 
 
 def test_pldm_temporal_terms_sanity():
     static = np.repeat(rng(8).normal(size=(16, 1, 8)), 5, axis=1)  # no change over time
-    _, terms = vicreg.pldm_loss(jnp.asarray(static), jnp.asarray(static[:, 1:]))
+    _, terms = losses.pldm_loss(jnp.asarray(static), jnp.asarray(static[:, 1:]))
     assert float(terms["time_sim"]) == 0.0 and float(terms["pred"]) == 0.0
     np.testing.assert_allclose(float(terms["time_variance"]), 0.99, rtol=1e-3)
     z = jnp.asarray(rng(9).normal(size=(16, 5, 8)), jnp.float32)
     actions = linear_idm(z[:, :-1], z[:, 1:])
-    _, terms = vicreg.pldm_loss(z, z[:, 1:], actions, inverse_model=linear_idm)
+    _, terms = losses.pldm_loss(z, z[:, 1:], actions, inverse_model=linear_idm)
     assert float(terms["idm"]) == 0.0
 
 
@@ -177,60 +178,58 @@ def test_contrastive_sanity():
     keys = jax.random.split(jax.random.key(10), 3)
     n, d = 64, 512
     q = jax.random.normal(keys[0], (n, d))
-    assert float(contrastive.info_nce(q, q + 0.01 * jax.random.normal(keys[1], (n, d)))) < 0.05
-    assert float(contrastive.nt_xent(q, q)) < 0.05
+    assert float(losses.info_nce(q, q + 0.01 * jax.random.normal(keys[1], (n, d)))) < 0.05
+    assert float(losses.nt_xent(q, q)) < 0.05
     # Random pairs: cosines ~ N(0, 1/D), so at temperature 1 every candidate is equally likely.
     r = jax.random.normal(keys[2], (n, d))
+    np.testing.assert_allclose(float(losses.info_nce(q, r, temperature=1.0)), np.log(n), atol=0.05)
     np.testing.assert_allclose(
-        float(contrastive.info_nce(q, r, temperature=1.0)), np.log(n), atol=0.05
-    )
-    np.testing.assert_allclose(
-        float(contrastive.nt_xent(q, r, temperature=1.0)), np.log(2 * n - 1), atol=0.05
+        float(losses.nt_xent(q, r, temperature=1.0)), np.log(2 * n - 1), atol=0.05
     )
 
 
 def test_gradients_finite():
     z = jax.random.normal(jax.random.key(11), (16, 4, 8))
     fns = [
-        lambda x: vicreg.vicreg_loss(x[:, 0], x[:, 1])[0],
+        lambda x: losses.vicreg_loss(x[:, 0], x[:, 1])[0],
         # Nearly collapsed: sqrt(var + eps) keeps the variance hinge's gradient finite.
-        lambda x: vicreg.vicreg_loss(1.0 + 1e-4 * x[:, 0])[0],
-        lambda x: vicreg.pldm_loss(x, x[:, 1:] * 0.5, x[:, 1:, :2], inverse_model=linear_idm)[0],
-        lambda x: contrastive.info_nce(x[:, 0], x[:, 1], symmetric=True),
-        lambda x: contrastive.nt_xent(x[:, 0], 0 * x[:, 1]),  # all-zero second view
+        lambda x: losses.vicreg_loss(1.0 + 1e-4 * x[:, 0])[0],
+        lambda x: losses.pldm_loss(x, x[:, 1:] * 0.5, x[:, 1:, :2], inverse_model=linear_idm)[0],
+        lambda x: losses.info_nce(x[:, 0], x[:, 1], symmetric=True),
+        lambda x: losses.nt_xent(x[:, 0], 0 * x[:, 1]),  # all-zero second view
     ]
     # One compilation for all five gradients keeps the test fast.
     grads = jax.jit(lambda x: [jax.grad(fn)(x) for fn in fns])(z)
     for g in grads:
         assert bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).sum()) > 0
     # Exactly collapsed: a stationary point of VICReg, with a finite (zero) gradient.
-    g = jax.grad(lambda x: vicreg.vicreg_loss(x)[0])(jnp.ones((16, 8)))
+    g = jax.grad(lambda x: losses.vicreg_loss(x)[0])(jnp.ones((16, 8)))
     assert bool(jnp.all(jnp.isfinite(g)))
 
 
 def test_bad_inputs_raise_one_line_errors():
     z2, z3 = jnp.zeros((8, 4)), jnp.zeros((8, 3, 4))
     cases = [
-        (ValueError, "(8, 3, 4)", lambda: vicreg.vicreg_loss(z3)),
-        (ValueError, "(8, 5)", lambda: vicreg.vicreg_loss(z2, jnp.zeros((8, 5)))),
-        (TypeError, "int32", lambda: vicreg.variance_loss(z2.astype(jnp.int32))),
-        (ValueError, "B = 1", lambda: vicreg.covariance_loss(z2[:1])),
-        (ValueError, "(8, 3, 4)", lambda: vicreg.pldm_loss(z3, z3)),
-        (ValueError, "together", lambda: vicreg.pldm_loss(z3, z3[:, 1:], z3[:, 1:])),
+        (ValueError, "(8, 3, 4)", lambda: losses.vicreg_loss(z3)),
+        (ValueError, "(8, 5)", lambda: losses.vicreg_loss(z2, jnp.zeros((8, 5)))),
+        (TypeError, "int32", lambda: losses.variance_loss(z2.astype(jnp.int32))),
+        (ValueError, "B = 1", lambda: losses.covariance_loss(z2[:1])),
+        (ValueError, "(8, 3, 4)", lambda: losses.pldm_loss(z3, z3)),
+        (ValueError, "together", lambda: losses.pldm_loss(z3, z3[:, 1:], z3[:, 1:])),
         (
             ValueError,
             "(8, 3, 2)",
-            lambda: vicreg.pldm_loss(z3, z3[:, 1:], jnp.zeros((8, 3, 2)), inverse_model=linear_idm),
+            lambda: losses.pldm_loss(z3, z3[:, 1:], jnp.zeros((8, 3, 2)), inverse_model=linear_idm),
         ),  # fmt: skip
         (
             ValueError,
             "(8, 2, 2)",
-            lambda: vicreg.inverse_dynamics_loss(
+            lambda: losses.inverse_dynamics_loss(
                 z3, jnp.zeros((8, 2, 3)), inverse_model=linear_idm
             ),
         ),  # fmt: skip
-        (ValueError, "-0.5", lambda: contrastive.info_nce(z2, z2, temperature=-0.5)),
-        (ValueError, "(8, 3, 4)", lambda: contrastive.nt_xent(z3, z3)),
+        (ValueError, "-0.5", lambda: losses.info_nce(z2, z2, temperature=-0.5)),
+        (ValueError, "(8, 3, 4)", lambda: losses.nt_xent(z3, z3)),
         (ValueError, "1.5", lambda: ema.ema_update({"w": z2}, {"w": z2}, 1.5)),
         (ValueError, "total_steps", lambda: ema.byol_tau_schedule(total_steps=0)),
     ]
@@ -244,19 +243,19 @@ def test_bad_inputs_raise_one_line_errors():
 
 PARALLEL_CASES = {
     "vicreg_two_views": (
-        lambda a, b, axis_name=None: vicreg.vicreg_loss(a, b, axis_name=axis_name),
+        lambda a, b, axis_name=None: losses.vicreg_loss(a, b, axis_name=axis_name),
         2,
     ),
-    "vicreg_one_view": (lambda a, axis_name=None: vicreg.vicreg_loss(a, axis_name=axis_name), 2),
+    "vicreg_one_view": (lambda a, axis_name=None: losses.vicreg_loss(a, axis_name=axis_name), 2),
     "pldm": (
-        lambda z, p, a, axis_name=None: vicreg.pldm_loss(
+        lambda z, p, a, axis_name=None: losses.pldm_loss(
             z, p, a, inverse_model=linear_idm, time_cov_weight=0.3, axis_name=axis_name
         ),
         3,
     ),
-    "info_nce": (functools.partial(contrastive.info_nce, temperature=0.2), 2),
-    "info_nce_symmetric": (functools.partial(contrastive.info_nce, symmetric=True), 2),
-    "nt_xent": (functools.partial(contrastive.nt_xent, temperature=0.3), 2),
+    "info_nce": (functools.partial(losses.info_nce, temperature=0.2), 2),
+    "info_nce_symmetric": (functools.partial(losses.info_nce, symmetric=True), 2),
+    "nt_xent": (functools.partial(losses.nt_xent, temperature=0.3), 2),
 }
 
 

@@ -81,7 +81,7 @@ def test_reference_failures_are_one_line(tmp_path):
     assert "\n" not in str(err.value)
     # This interpreter lacks the reference packages: the script fails, reported in one line.
     with pytest.raises(
-        RuntimeError, match=r"torch_envs failed \(exit 1\): ModuleNotFoundError"
+        RuntimeError, match=r"torch\.envs failed \(exit 1\): ModuleNotFoundError"
     ) as err:
         env_speed.run_reference(sys.executable, ["TwoRoom-v0"], [16], [1], ["world"], 0.01)
     assert "\n" not in str(err.value)

@@ -17,8 +17,8 @@ import pytest
 
 from experiments.configs.lewm import get_config
 from lewm_jax import convert
-from lewm_jax.planning_eval import load_trained
-from lewm_jax.steps import build_model
+from lewm_jax.models import build_model
+from lewm_jax.planning.evaluate import load_trained
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_PYTHON = os.environ.get("LEWM_TORCH_PYTHON")

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from data.lewm_episodes import ENVS, builder, make_config, read_episodes
+from lewm_jax.data.collect import collect_episodes
 from lewm_jax.envs import make
-from lewm_jax.envs.collect import collect_episodes
 
 
 def test_build_and_read_back_equals_the_collector(tmp_path):

@@ -7,11 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lewm_jax.data.collect import collect_episodes, offset_goal_success_rate
+from lewm_jax.data.episodes import Episodes
 from lewm_jax.envs import make, render
 from lewm_jax.envs import reacher as rc
 from lewm_jax.envs import two_room as tr
-from lewm_jax.envs.collect import collect_episodes, offset_goal_success_rate
-from lewm_jax.input_pipeline import Episodes
 
 SIZE = 32
 ENVS = {"TwoRoom-v0": 2, "Reacher-v0": 4}  # name -> P

@@ -1,7 +1,7 @@
 """Real dataset faults: truncated or mislaid-out TFDS files, and the data order on resume.
 
 Each damaged dataset is a copy of one really built with ``data.lewm_episodes`` and is
-loaded through ``lewm_jax.datasets.load_episodes``, the path training takes.
+loaded through ``lewm_jax.data.datasets.load_episodes``, the path training takes.
 """
 
 import json
@@ -15,8 +15,9 @@ from tensorflow_datasets.proto import tf_example_pb2
 
 from data.lewm_episodes import builder, make_config
 from experiments.configs.lewm import get_config
-from lewm_jax.datasets import load_episodes
-from lewm_jax.input_pipeline import ClipSource, Episodes
+from lewm_jax.data.clips import ClipSource
+from lewm_jax.data.datasets import load_episodes
+from lewm_jax.data.episodes import Episodes
 
 BUILT = make_config("two_room", 16, 3, max_steps=20)
 SHARD = "lewm_episodes-train.array_record-00000-of-00001"

@@ -4,8 +4,9 @@ import jax
 import numpy as np
 import pytest
 
-from lewm_jax.input_pipeline import ClipSource, Episodes, action_stats, clip_starts
-from lewm_jax.synthetic import moving_dot_episodes
+from lewm_jax.data.clips import ClipSource
+from lewm_jax.data.episodes import Episodes, action_stats, clip_starts
+from lewm_jax.data.moving_dot import moving_dot_episodes
 
 
 def _episodes(lens=(30, 25, 40), size=8, a=2):

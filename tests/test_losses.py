@@ -9,7 +9,8 @@ import pytest
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from lewm_jax import losses, sharding
+from lewm_jax import losses
+from lewm_jax.training import sharding
 
 
 def sigreg_numpy(z, proj, knots=17):
@@ -140,6 +141,6 @@ def test_losses_module_is_flax_free():
     import subprocess
     import sys
 
-    code = "import sys, lewm_jax.losses, lewm_jax.metrics; print('flax' in sys.modules)"
+    code = "import sys, lewm_jax.losses, lewm_jax.analysis.metrics; print('flax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

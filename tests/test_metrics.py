@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lewm_jax import losses, metrics
+from lewm_jax import losses
+from lewm_jax.analysis import metrics
 
 
 def gaussian(n=2048, d=16, seed=0):

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from experiments.configs.lewm import get_config
-from lewm_jax.models import ConditionalBlock, ViT
+from lewm_jax.models import ConditionalBlock, ViT, build_model
 from lewm_jax.models.vit import bicubic_matrix, interpolate_pos_embed
-from lewm_jax.steps import build_model
 
 
 def _count(tree) -> int:

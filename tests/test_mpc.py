@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from experiments.configs.lewm import get_config
-from lewm_jax import mpc
+from lewm_jax.data.episodes import Episodes
 from lewm_jax.envs import make
-from lewm_jax.input_pipeline import Episodes
-from lewm_jax.steps import build_model
+from lewm_jax.models import build_model
+from lewm_jax.planning import closed_loop
 
 
 def _model():
@@ -31,25 +31,27 @@ def _model():
 def test_bad_protocols_are_refused(kwargs, match):
     args = {"budget": 50, "horizon": 5, "receding": 5, "frameskip": 5} | kwargs
     with pytest.raises(ValueError, match=match):
-        mpc.check_protocol(**args)
+        closed_loop.check_protocol(**args)
 
 
 def test_eval_episode_sampling_keeps_goals_in_the_same_episode():
     eps = Episodes(
         np.zeros((70, 4, 4, 3), np.uint8), np.zeros((70, 2)), np.array([0, 30]), np.array([30, 40])
     )
-    start, goal = mpc.sample_eval_episodes(eps, 10, offset=25, seed=0)
+    start, goal = closed_loop.sample_eval_episodes(eps, 10, offset=25, seed=0)
     assert np.all(goal - start == 25)
     assert np.all((goal < 30) | (start >= 30))  # never crosses the episode boundary
-    np.testing.assert_array_equal(start, mpc.sample_eval_episodes(eps, 10, offset=25, seed=0)[0])
+    np.testing.assert_array_equal(
+        start, closed_loop.sample_eval_episodes(eps, 10, offset=25, seed=0)[0]
+    )
     with pytest.raises(ValueError, match="only 20 dataset frames"):
-        mpc.sample_eval_episodes(eps, 21, offset=25, seed=0)
+        closed_loop.sample_eval_episodes(eps, 21, offset=25, seed=0)
 
 
 def test_closed_loop_runs_all_episodes_in_one_program_and_checks_success():
     env, params = make("PushT-v0", image_size=32)
     model, variables = _model()
-    run = mpc.make_closed_loop(
+    run = closed_loop.make_closed_loop(
         env,
         params,
         model,
@@ -76,6 +78,6 @@ def test_closed_loop_runs_all_episodes_in_one_program_and_checks_success():
 
 
 def test_wilson_interval():
-    lo, hi = mpc.wilson_interval(43, 50)
+    lo, hi = closed_loop.wilson_interval(43, 50)
     assert 0.73 < lo < 0.75 and 0.92 < hi < 0.94
-    assert mpc.wilson_interval(0, 50)[0] == 0.0
+    assert closed_loop.wilson_interval(0, 50)[0] == 0.0

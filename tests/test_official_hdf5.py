@@ -4,8 +4,9 @@ import h5py
 import numpy as np
 import pytest
 
-from lewm_jax.input_pipeline import ClipSource, Episodes
-from lewm_jax.official_hdf5 import load_hdf5, resize_frames, write_hdf5
+from lewm_jax.data.clips import ClipSource
+from lewm_jax.data.episodes import Episodes
+from lewm_jax.data.hdf5 import load_hdf5, resize_frames, write_hdf5
 
 
 def _official_file(path, lens=(30, 22), size=24, index_name="episode_idx"):

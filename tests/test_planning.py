@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from experiments.configs.lewm import get_config
+from lewm_jax.models import build_model
 from lewm_jax.planning import (
     all_steps_cost,
     cem,
@@ -17,8 +18,7 @@ from lewm_jax.planning import (
     terminal_cost,
 )
 from lewm_jax.planning import pixels as pixel_planning
-from lewm_jax.rollout import rollout
-from lewm_jax.steps import build_model
+from lewm_jax.planning.rollout import rollout
 
 TARGET = jnp.array([[0.8, -1.2], [1.5, 0.3], [-0.4, 0.9]])  # (H, A) = (3, 2)
 WEIGHTS = jnp.array([1.0, 3.0])  # an anisotropic bowl

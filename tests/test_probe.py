@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from experiments.configs.lewm import get_config
-from lewm_jax import probe
+from lewm_jax.analysis import probe
+from lewm_jax.data.collect import collect_episodes
+from lewm_jax.data.episodes import Episodes
 from lewm_jax.envs import make
-from lewm_jax.envs.collect import collect_episodes
-from lewm_jax.input_pipeline import Episodes
-from lewm_jax.steps import build_model
+from lewm_jax.models import build_model
 
 
 def _linear_data(n=400, d=12, p=3, noise=0.01, seed=0):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from experiments.configs.lewm import get_config
+from lewm_jax.models import build_model
 from lewm_jax.planning import terminal_cost
-from lewm_jax.rollout import rollout, rollout_cached
-from lewm_jax.steps import build_model
+from lewm_jax.planning.rollout import rollout, rollout_cached
 
 S, A = 4, 3
 ROLLOUTS = {"scan": rollout, "cached": rollout_cached}

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from experiments.configs.lewm import get_config
-from lewm_jax import surprise
+from lewm_jax.analysis import surprise
+from lewm_jax.data.collect import collect_episodes
+from lewm_jax.data.episodes import action_stats
 from lewm_jax.envs import make
-from lewm_jax.envs.collect import collect_episodes
-from lewm_jax.input_pipeline import action_stats
-from lewm_jax.steps import build_model
+from lewm_jax.models import build_model
 
 SIZE, FRAMESKIP, STEPS = 32, 5, 21  # 5 frames per episode
 

@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 
 from experiments.configs.lewm import get_config
-from lewm_jax import datasets, sharding
-from lewm_jax.checkpoint import Checkpointer
-from lewm_jax.input_pipeline import ClipSource
-from lewm_jax.optim import make_optimizer
-from lewm_jax.steps import build_model, make_train_step
-from lewm_jax.train import train_and_evaluate
-from lewm_jax.train_state import init_train_state
+from lewm_jax.data import datasets
+from lewm_jax.data.clips import ClipSource
+from lewm_jax.models import build_model
+from lewm_jax.training import sharding
+from lewm_jax.training.checkpoint import Checkpointer
+from lewm_jax.training.optim import make_optimizer
+from lewm_jax.training.state import init_train_state
+from lewm_jax.training.step import make_train_step
+from lewm_jax.training.train import train_and_evaluate
 
 
 def _setup(config):

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
-from experiments.bench.torch_lewm import MEAN, STD, build  # noqa: E402
+from experiments.bench.torch.lewm import MEAN, STD, build
 
 
 def perturb(model, seed: int) -> None:

@@ -8,7 +8,7 @@ Registered environments whose module is missing are skipped.
 
 With ``--reference_python`` (default: ``$LEWM_TORCH_PYTHON``), the same sizes are then timed
 for stable-worldmodel's TwoRoom-v1 / PushT-v1 in that interpreter
-(``experiments/bench/torch_envs.py``: single env and its vectorised modes at
+(``experiments/bench/torch/envs.py``: single env and its vectorised modes at
 ``--reference_num_envs``), and one table compares frames/s per env, size and B, plus our best
 B against their best vectorised mode (the target is >= 100x). ``--json`` writes it all.
 Then it times ``collect_episodes`` for a Two-Room expert dataset (compilation included).
@@ -28,8 +28,8 @@ import jax.numpy as jnp
 from absl import app, flags
 
 from experiments.bench import reference
+from lewm_jax.data.collect import collect_episodes
 from lewm_jax.envs import ENV_NAMES, make
-from lewm_jax.envs.collect import collect_episodes
 
 FLAGS = flags.FLAGS
 REFERENCE_NAMES = {"TwoRoom-v0": "TwoRoom-v1", "PushT-v0": "PushT-v1"}
@@ -53,7 +53,7 @@ def define_flags():
     )
     flags.DEFINE_list("reference_num_envs", ["1", "8", "32", "64"], "Reference env counts B.")
     flags.DEFINE_list(
-        "reference_modes", ["single", "world", "sync", "async"], "Modes of torch_envs.py to time."
+        "reference_modes", ["single", "world", "sync", "async"], "Modes of torch/envs.py to time."
     )
     flags.DEFINE_string("json", "", "Also write the table to this JSON file.")
 
@@ -124,7 +124,7 @@ def _csv(values):
 
 
 def run_reference(python, names, sizes, num_envs, modes, min_seconds) -> dict:
-    """Runs ``torch_envs.py`` in ``python`` for the envs of ``names`` it has; its JSON doc.
+    """Runs ``torch/envs.py`` in ``python`` for the envs of ``names`` it has; its JSON doc.
 
     Raises:
         RuntimeError, FileNotFoundError: one line (``reference.run``).
@@ -134,7 +134,7 @@ def run_reference(python, names, sizes, num_envs, modes, min_seconds) -> dict:
         return {"meta": None, "rows": []}
     args = [f"--envs={_csv(theirs)}", f"--sizes={_csv(sizes)}", f"--num_envs={_csv(num_envs)}"]
     args += [f"--modes={_csv(modes)}", f"--min_seconds={min_seconds}"]
-    return reference.run(python, "experiments.bench.torch_envs", args)
+    return reference.run(python, "experiments.bench.torch.envs", args)
 
 
 def _best(rows):
@@ -151,7 +151,7 @@ def combine(ours, theirs) -> dict:
 
     Args:
         ours: rows ``{env, image_size, num_envs, frames_per_s}`` with our env names.
-        theirs: torch_envs.py rows ``{env, image_size, num_envs, mode, frames_per_s, ...}``.
+        theirs: torch/envs.py rows ``{env, image_size, num_envs, mode, frames_per_s, ...}``.
 
     Returns:
         ``{"rows": [...], "summary": [...]}``. A row's ``ratio`` is our frames/s over the

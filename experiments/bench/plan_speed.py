@@ -12,7 +12,7 @@ wall time, and about twice the wall time when both of 2 cores are free.
 With a reference interpreter (``--reference_python`` or ``LEWM_TORCH_PYTHON``), the CEM plan
 of each size is also timed with stable-worldmodel's own ``CEMSolver`` and PyTorch LeWM built
 from the same config.json (same parameter count, same budget, horizon and dtype; one warm-up
-plan, then the median of ``--repeats``; experiments/bench/torch_plan.py), and a table of
+plan, then the median of ``--repeats``; experiments/bench/torch/plan.py), and a table of
 lewm_jax vs reference seconds per plan and the speed-up is printed and written to ``--out``.
 
 Run:
@@ -68,7 +68,7 @@ def _model(size: str, dtype: str):
     import jax.numpy as jnp
 
     from experiments.configs.lewm import get_config
-    from lewm_jax.steps import build_model
+    from lewm_jax.models import build_model
 
     config = get_config(size)
     model_config = config.model.to_dict()
@@ -108,7 +108,7 @@ def run(sizes, planners, rollouts, dtype, repeats, horizon, settings=None):
     import jax.numpy as jnp
 
     from lewm_jax.planning import make_pixel_planner
-    from lewm_jax.rollout import rollout, rollout_cached
+    from lewm_jax.planning.rollout import rollout, rollout_cached
 
     rollout_fns = {"cached": rollout_cached, "scan": rollout}
     settings = {**SETTINGS, **(settings or {})}
@@ -171,10 +171,10 @@ def time_reference(size, dtype, repeats, horizon, cem, python, threads=0):
         horizon: plan horizon H in action blocks.
         cem: ``dict(num_samples, num_iters, num_elites)``.
         python: the reference interpreter.
-        threads: torch threads (0 = torch_plan's default, all cores).
+        threads: torch threads (0 = torch/plan.py default, all cores).
 
     Returns:
-        The row of experiments/bench/torch_plan.py (``seconds`` = median s/plan, ``params``).
+        The row of experiments/bench/torch/plan.py (``seconds`` = median s/plan, ``params``).
     """
     from experiments.configs.lewm import get_config
 
@@ -188,7 +188,7 @@ def time_reference(size, dtype, repeats, horizon, cem, python, threads=0):
         args += ["--iterations", cem["num_iters"], "--topk", cem["num_elites"]]
         args += ["--repeats", repeats, "--dtype", dtype]
         args += ["--threads", threads] if threads else []
-        return reference.run(python, "experiments.bench.torch_plan", args)
+        return reference.run(python, "experiments.bench.torch.plan", args)
 
 
 def compare(rows, references):

@@ -11,7 +11,7 @@ pixels), the real model, optimizer, loss and sharding of ``experiments/configs/l
 
 With a reference interpreter (``--reference_python`` or ``LEWM_TORCH_PYTHON``), each size is
 also timed with the stable-worldmodel PyTorch LeWM of the same config.json on the same
-device, batch and dtype (experiments/bench/torch_train.py), and the speed-up is printed.
+device, batch and dtype (experiments/bench/torch/train.py), and the speed-up is printed.
 """
 
 import json
@@ -27,10 +27,11 @@ from absl import app, flags
 
 from experiments.bench import reference
 from experiments.configs.lewm import get_config
-from lewm_jax import sharding
-from lewm_jax.optim import make_optimizer
-from lewm_jax.steps import build_model, make_train_step
-from lewm_jax.train_state import init_train_state
+from lewm_jax.models import build_model
+from lewm_jax.training import sharding
+from lewm_jax.training.optim import make_optimizer
+from lewm_jax.training.state import init_train_state
+from lewm_jax.training.step import make_train_step
 
 FLAGS = flags.FLAGS
 
@@ -153,7 +154,7 @@ def time_reference(size: str, batch_size: int, dtype: str, steps: int) -> dict:
         args += ["--dtype", dtype or config.model.dtype]
         if FLAGS.reference_threads:
             args += ["--threads", FLAGS.reference_threads]
-        row = reference.run(FLAGS.reference_python, "experiments.bench.torch_train", args)
+        row = reference.run(FLAGS.reference_python, "experiments.bench.torch.train", args)
     return {"size": size, "devices": 1, **row}
 
 

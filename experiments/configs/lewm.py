@@ -48,7 +48,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.init_from = ""  # workdir whose latest checkpoint initialises params when starting fresh
 
     c.data = ml_collections.ConfigDict()
-    c.data.name = env  # dataset name (lewm_jax.datasets.DATASETS)
+    c.data.name = env  # dataset name (lewm_jax.data.datasets.DATASETS)
     c.data.path = ""  # hdf5: the official .h5 file; tfds: the data_dir of data.build
     c.data.env = ""  # environment to plan in; "" = the one that made data.name
     c.data.image_size = 224  # frame side the model sees, pixels

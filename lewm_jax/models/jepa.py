@@ -123,3 +123,26 @@ class JEPA(nn.Module):
         n = self.history
         pred = self.predict(z[:, :n], act_emb[:, :n], train=train)
         return z, pred.astype(jnp.float32)
+
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def build_model(model_config, *, image_size: int) -> JEPA:
+    """The JEPA described by ``config.model`` (read-only)."""
+    if model_config.dtype not in DTYPES:
+        raise ValueError(f"model.dtype {model_config.dtype!r} not in {sorted(DTYPES)}")
+    return JEPA(
+        encoder=model_config.encoder,
+        image_size=image_size,
+        latent_dim=model_config.latent_dim,
+        proj_hidden=model_config.proj_hidden,
+        history=model_config.history,
+        pred_depth=model_config.pred_depth,
+        pred_heads=model_config.pred_heads,
+        pred_head_dim=model_config.pred_head_dim,
+        pred_mlp_dim=model_config.pred_mlp_dim,
+        dropout=model_config.dropout,
+        action_mlp_scale=model_config.action_mlp_scale,
+        dtype=DTYPES[model_config.dtype],
+    )

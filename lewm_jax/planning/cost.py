@@ -6,7 +6,7 @@ Shape letters: S plan samples, H horizon, A action-block width, T0 context frame
 import jax
 import jax.numpy as jnp
 
-from lewm_jax.rollout import rollout_cached
+from lewm_jax.planning.rollout import rollout_cached
 
 
 def _check(pred: jax.Array, z_goal: jax.Array) -> None:

@@ -40,7 +40,7 @@ def make_pixel_planner(
         model: the JEPA.
         planner: ``"cem"``, ``"gradient"`` or ``"mppi"`` (see ``PLANNERS``).
         cost: ``"terminal"`` or ``"all_steps"`` (see ``lewm_jax.planning.COSTS``).
-        rollout: rollout function (default ``lewm_jax.rollout.rollout_cached``).
+        rollout: rollout function (default ``lewm_jax.planning.rollout.rollout_cached``).
         **settings: keyword settings of the planner, e.g. ``num_samples=300``.
     """
     if planner not in PLANNERS:

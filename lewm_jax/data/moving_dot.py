@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lewm_jax.input_pipeline import Episodes
+from lewm_jax.data.episodes import Episodes
 
 
 def _render_dot(pos: jax.Array, image_size: int, sigma: float) -> jax.Array:
@@ -67,7 +67,7 @@ def moving_dot_episodes(
         speed: distance per step in units of the image side.
 
     Returns:
-        :class:`~lewm_jax.input_pipeline.Episodes` with ``state`` = dot position ``(N, 2)``.
+        :class:`~lewm_jax.data.episodes.Episodes` with ``state`` = dot position ``(N, 2)``.
     """
     if num_episodes < 1 or episode_len < 2 or image_size < 8:
         raise ValueError(

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lewm_jax.input_pipeline import Episodes
+from lewm_jax.data.episodes import Episodes
 
 KINDS = ("control", "teleport", "colour")
 

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lewm_jax.input_pipeline import Episodes
+from lewm_jax.data.episodes import Episodes
 from lewm_jax.planning import PLANNERS, make_latent_cost
 
 

@@ -8,8 +8,8 @@ are collected on the fly from the pure-JAX environments with their scripted poli
 
 import jax
 
-from lewm_jax.input_pipeline import Episodes
-from lewm_jax.synthetic import moving_dot_episodes
+from lewm_jax.data.episodes import Episodes
+from lewm_jax.data.moving_dot import moving_dot_episodes
 
 # Dataset name -> registered environment, for planning evaluation and probes.
 ENVS = {"two_room": "TwoRoom-v0", "push_t": "PushT-v0", "reacher": "Reacher-v0"}
@@ -26,8 +26,8 @@ def _moving_dot(data_config, key, num_episodes) -> Episodes:
 
 def _collected(env_name):
     def build(data_config, key, num_episodes) -> Episodes:
+        from lewm_jax.data.collect import collect_episodes
         from lewm_jax.envs import make
-        from lewm_jax.envs.collect import collect_episodes
 
         env, params = make(env_name, image_size=data_config.image_size)
         return collect_episodes(
@@ -43,7 +43,7 @@ def _collected(env_name):
 
 
 def _hdf5(data_config, key, num_episodes) -> Episodes:
-    from lewm_jax.official_hdf5 import load_hdf5
+    from lewm_jax.data.hdf5 import load_hdf5
 
     del key
     return load_hdf5(
@@ -118,7 +118,7 @@ def fresh_expert_episodes(data_config, key, num_episodes: int, *, full_length: b
     Returns:
         ``(env, env_params, episodes)``.
     """
-    from lewm_jax.envs.collect import collect_episodes
+    from lewm_jax.data.collect import collect_episodes
 
     env, env_params = make_env(data_config)
     if full_length and hasattr(env_params, "terminate_on_success"):

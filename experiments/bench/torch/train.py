@@ -8,7 +8,7 @@ MSE + lam * SIGReg (stable-worldmodel's ``wm.loss.SIGReg``), backward, grad-norm
 AdamW (lr 5e-5, weight decay 1e-3). bfloat16 runs the forward pass under ``torch.autocast``
 as the authors' bf16 training does.
 
-  python -m experiments.bench.torch_train --config config.json --image_size 64 \\
+  python -m experiments.bench.torch.train --config config.json --image_size 64 \\
       --action_dim 10 --batch_size 64 --steps 5 --out rows.json
 """
 
@@ -21,7 +21,7 @@ import time
 import numpy as np
 import torch
 
-from experiments.bench.torch_lewm import MEAN, STD, build, swm_module
+from experiments.bench.torch.lewm import MEAN, STD, build, swm_module
 
 
 def time_reference_step(args) -> dict:

@@ -3,7 +3,7 @@
 Everything runs as one compiled program per chunk of ``batch`` environments: ``vmap`` over
 environments of a ``lax.scan`` over time, calling ``env.step_env`` (no auto-reset). Episodes
 of different lengths share the scan; a mask marks the frames that belong to each episode
-and NumPy compacts them into the flat :class:`~lewm_jax.input_pipeline.Episodes` layout.
+and NumPy compacts them into the flat :class:`~lewm_jax.data.episodes.Episodes` layout.
 Every episode draws its randomness from its own key (``split(key, E)[e]``), so the data do
 not depend on ``batch``.
 
@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lewm_jax.input_pipeline import Episodes
+from lewm_jax.data.episodes import Episodes
 
 _CHUNK_BYTES = 1 << 30  # default bound on the pixels of one chunk
 

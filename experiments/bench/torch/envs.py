@@ -22,7 +22,7 @@ synchronisation (on a busy 2-core machine, torch's default of 2 rendered 100x sl
 
 Output: one JSON row per line on stdout, and ``{"meta", "rows"}`` in ``--out`` if given.
 
-  $LEWM_TORCH_PYTHON -m experiments.bench.torch_envs --sizes=64,224 \\
+  $LEWM_TORCH_PYTHON -m experiments.bench.torch.envs --sizes=64,224 \\
       --num_envs=1,8,32,64 --out=/tmp/torch_envs.json
 """
 

@@ -16,12 +16,15 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from lewm_jax import checkpoint, datasets, objectives, reporting, sharding
-from lewm_jax.input_pipeline import ClipSource, Episodes
+from lewm_jax.data import datasets
+from lewm_jax.data.clips import ClipSource
+from lewm_jax.data.episodes import Episodes
+from lewm_jax.models import build_model
 from lewm_jax.models.vit import decode_variant
-from lewm_jax.optim import make_optimizer
-from lewm_jax.steps import build_model, make_eval_step, make_train_step
-from lewm_jax.train_state import init_train_state
+from lewm_jax.training import checkpoint, objectives, reporting, sharding
+from lewm_jax.training.optim import make_optimizer
+from lewm_jax.training.state import init_train_state
+from lewm_jax.training.step import make_eval_step, make_train_step
 
 
 def validate_config(config) -> None:

@@ -6,7 +6,7 @@
   - ``vicreg``: VICReg variance + covariance on the latents of all B * T frames pooled, the
     prediction MSE playing VICReg's invariance term (weights relative to it).
   - ``pldm``: PLDM's batch variance/covariance and time-similarity/variance/covariance terms
-    (:func:`lewm_jax.vicreg.pldm_loss`) without the inverse-dynamics head, which LeWM lacks.
+    (:func:`lewm_jax.losses.pldm_loss`) without the inverse-dynamics head, which LeWM lacks.
   - ``infonce``: InfoNCE between each clip's predicted next latent ``pred[:, t]`` (query)
     and its encoded next latent ``target[:, t]`` (positive); the other clips' encoded
     latents at the same t in the global batch are the negatives.
@@ -17,7 +17,7 @@ is the regulariser) so that runs are comparable. Shape letters: B batch, T frame
 import jax
 import jax.numpy as jnp
 
-from lewm_jax import contrastive, losses, vicreg
+from lewm_jax import losses
 
 __all__ = ["REGULARIZERS", "check_loss_config", "objective"]
 
@@ -36,7 +36,7 @@ def _sigreg(z, pred, target, key, cfg):
 
 
 def _vicreg(z, pred, target, key, cfg):
-    _, terms = vicreg.vicreg_loss(z.reshape(-1, z.shape[-1]), gamma=cfg.vicreg.gamma)
+    _, terms = losses.vicreg_loss(z.reshape(-1, z.shape[-1]), gamma=cfg.vicreg.gamma)
     reg = cfg.vicreg.var_weight * terms["variance"] + cfg.vicreg.cov_weight * terms["covariance"]
     return reg, {"vicreg_variance": terms["variance"], "vicreg_covariance": terms["covariance"]}
 
@@ -45,7 +45,7 @@ def _pldm(z, pred, target, key, cfg):
     p = cfg.pldm
     # pldm_loss pairs pred[:, t] with z[:, t + 1]: give it exactly the predicted span. Its own
     # prediction term is zeroed; the shared one (which may use EMA targets) is used instead.
-    reg, terms = vicreg.pldm_loss(
+    reg, terms = losses.pldm_loss(
         z[:, : pred.shape[1] + 1],
         pred,
         pred_weight=0.0,
@@ -62,7 +62,7 @@ def _pldm(z, pred, target, key, cfg):
 
 def _infonce(z, pred, target, key, cfg):
     nce = jax.vmap(
-        lambda q, k: contrastive.info_nce(q, k, temperature=cfg.infonce.temperature),
+        lambda q, k: losses.info_nce(q, k, temperature=cfg.infonce.temperature),
         in_axes=1,
     )(pred, target).mean()
     return cfg.infonce.weight * nce, {"infonce_loss": nce}

@@ -12,6 +12,8 @@ Shape letters: B batch (local under ``axis_name``), N global batch, D embedding.
 import jax
 import jax.numpy as jnp
 
+from lewm_jax.losses._collective import global_mean
+
 __all__ = ["info_nce", "nt_xent"]
 
 
@@ -42,12 +44,6 @@ def _cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Per-row softmax cross-entropy of ``logits (B, K)`` against integer ``labels (B,)``."""
     picked = jnp.take_along_axis(logits, labels[:, None], axis=1)[:, 0]
     return jax.nn.logsumexp(logits, axis=1) - picked
-
-
-def _global_mean(x: jax.Array, axis_name) -> jax.Array:
-    if axis_name is None:
-        return x.mean()
-    return jax.lax.psum(x.sum(), axis_name) / jax.lax.psum(x.size, axis_name)
 
 
 def _one_way(q: jax.Array, k: jax.Array, temperature, axis_name) -> jax.Array:
@@ -81,9 +77,9 @@ def info_nce(
         Scalar float32 mean cross-entropy over the N global queries.
     """
     q, k = _check_pair(queries, keys, temperature)
-    loss = _global_mean(_one_way(q, k, temperature, axis_name), axis_name)
+    loss = global_mean(_one_way(q, k, temperature, axis_name), axis_name)
     if symmetric:
-        back = _global_mean(_one_way(k, q, temperature, axis_name), axis_name)
+        back = global_mean(_one_way(k, q, temperature, axis_name), axis_name)
         loss = 0.5 * (loss + back)
     return loss
 
@@ -124,4 +120,4 @@ def nt_xent(
     # An anchor must not count itself as a candidate.
     is_self = jnp.arange(2 * n)[None, :] == self_idx[:, None]
     logits = jnp.where(is_self, -jnp.inf, logits)
-    return _global_mean(_cross_entropy(logits, pos_idx), axis_name)
+    return global_mean(_cross_entropy(logits, pos_idx), axis_name)

@@ -11,7 +11,7 @@ initialised, in eval mode with gradients off; the solver runs under ``torch.infe
 Reported: the warm-up plan's wall time, then the median wall and process CPU time (all
 threads) of ``--repeats`` plans.
 
-  python -m experiments.bench.torch_plan --config config.json --image_size 64 \\
+  python -m experiments.bench.torch.plan --config config.json --image_size 64 \\
       --action_dim 2 --frameskip 5 --repeats 3 --out row.json
 """
 
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from experiments.bench.torch_lewm import MEAN, STD, build
+from experiments.bench.torch.lewm import MEAN, STD, build
 
 
 def swm_planning():

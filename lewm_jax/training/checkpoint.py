@@ -101,7 +101,7 @@ def _check_restored(state, target) -> None:
 
 
 class Checkpointer:
-    """Saves and restores :class:`~lewm_jax.train_state.TrainState` pytrees.
+    """Saves and restores :class:`~lewm_jax.training.state.TrainState` pytrees.
 
     Args:
         directory: where step directories go (``<workdir>/checkpoints``).

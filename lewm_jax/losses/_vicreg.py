@@ -29,6 +29,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from lewm_jax.losses._collective import global_mean, psum
+
 __all__ = [
     "covariance_loss",
     "inverse_dynamics_loss",
@@ -48,22 +50,13 @@ def _check(name: str, x: jax.Array, ndim: int, letters: str) -> jax.Array:
     return x.astype(jnp.float32)
 
 
-def _psum(x, axis_name):
-    return x if axis_name is None else jax.lax.psum(x, axis_name)
-
-
-def _global_mean(x: jax.Array, axis_name) -> jax.Array:
-    # Sum and count rather than pmean of means: exact even for unequal shards.
-    return _psum(x.sum(), axis_name) / _psum(x.size, axis_name)
-
-
 def _centred(z: jax.Array, axis_name) -> tuple[jax.Array, jax.Array]:
     """Centres ``z (B, ..., D)`` by its global batch mean; returns (centred z, global B)."""
-    n = _psum(z.shape[0], axis_name)
+    n = psum(z.shape[0], axis_name)
     if axis_name is None and z.shape[0] < 2:
         raise ValueError(f"variance needs a batch of at least 2, got B = {z.shape[0]}")
     # Two passes (global mean, then centred moments) avoid the cancellation of sum-of-squares.
-    mean = _psum(z.sum(axis=0), axis_name) / n
+    mean = psum(z.sum(axis=0), axis_name) / n
     return z - mean, n
 
 
@@ -80,7 +73,7 @@ def _off_diagonal_sq(cov: jax.Array) -> jax.Array:
 def _batch_cov(z: jax.Array, axis_name) -> jax.Array:
     """Unbiased covariance over the global batch of ``z (B, T, D)`` -> ``(T, D, D)``."""
     xc, n = _centred(z, axis_name)
-    return _psum(jnp.einsum("btd,bte->tde", xc, xc), axis_name) / (n - 1)
+    return psum(jnp.einsum("btd,bte->tde", xc, xc), axis_name) / (n - 1)
 
 
 def variance_loss(
@@ -100,7 +93,7 @@ def variance_loss(
     """
     z = _check("z", z, 2, "B, D")
     xc, n = _centred(z, axis_name)
-    var = _psum(jnp.square(xc).sum(axis=0), axis_name) / (n - 1)
+    var = psum(jnp.square(xc).sum(axis=0), axis_name) / (n - 1)
     return _hinge(var, gamma, eps)
 
 
@@ -132,7 +125,7 @@ def invariance_loss(z_a: jax.Array, z_b: jax.Array, *, axis_name: str | None = N
     if z_a.shape != z_b.shape:
         raise ValueError(f"views must have equal shapes, got {z_a.shape} and {z_b.shape}")
     diff = z_a.astype(jnp.float32) - z_b.astype(jnp.float32)
-    return _global_mean(jnp.square(diff), axis_name)
+    return global_mean(jnp.square(diff), axis_name)
 
 
 def vicreg_loss(
@@ -180,7 +173,7 @@ def vicreg_loss(
 def time_similarity_loss(z: jax.Array, *, axis_name: str | None = None) -> jax.Array:
     """PLDM time-similarity: mean squared difference of consecutive latents ``z (B, T, D)``."""
     z = _check("z", z, 3, "B, T, D")
-    return _global_mean(jnp.square(z[:, 1:] - z[:, :-1]), axis_name)
+    return global_mean(jnp.square(z[:, 1:] - z[:, :-1]), axis_name)
 
 
 def inverse_dynamics_loss(
@@ -211,7 +204,7 @@ def inverse_dynamics_loss(
     pred = inverse_model(z[:, :-1], z[:, 1:])
     if pred.shape != actions.shape:
         raise ValueError(f"inverse_model returned shape {pred.shape}, expected {actions.shape}")
-    return _global_mean(jnp.square(pred.astype(jnp.float32) - actions), axis_name)
+    return global_mean(jnp.square(pred.astype(jnp.float32) - actions), axis_name)
 
 
 def pldm_loss(
@@ -276,12 +269,12 @@ def pldm_loss(
     gram = jnp.einsum("btd,bsd->bts", xc, xc) / (t - 1)
     time_off = jnp.square(gram).sum(axis=(1, 2)) - jnp.square(time_var).sum(axis=1)
     terms = {
-        "pred": _global_mean(jnp.square(pred - z[:, 1:]), axis_name),
+        "pred": global_mean(jnp.square(pred - z[:, 1:]), axis_name),
         "variance": variance,
         "covariance": covariance,
         "time_sim": time_similarity_loss(z, axis_name=axis_name),
-        "time_variance": _global_mean(_hinge(time_var, gamma, eps), axis_name),
-        "time_covariance": _global_mean(time_off / pairs, axis_name),
+        "time_variance": global_mean(_hinge(time_var, gamma, eps), axis_name),
+        "time_covariance": global_mean(time_off / pairs, axis_name),
         "idm": jnp.zeros((), jnp.float32),
     }
     if actions is not None:

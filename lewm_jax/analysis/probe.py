@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lewm_jax.datasets import ENVS
-from lewm_jax.input_pipeline import Episodes
+from lewm_jax.data.datasets import ENVS
+from lewm_jax.data.episodes import Episodes
 
 _STD_FLOOR = 1e-6  # latent or target columns that never vary are left unscaled
 

@@ -14,11 +14,13 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lewm_jax import checkpoint, datasets, mpc
-from lewm_jax.input_pipeline import action_stats
-from lewm_jax.optim import make_optimizer
-from lewm_jax.steps import build_model
-from lewm_jax.train_state import init_train_state
+from lewm_jax.data import datasets
+from lewm_jax.data.episodes import action_stats
+from lewm_jax.models import build_model
+from lewm_jax.planning import closed_loop
+from lewm_jax.training import checkpoint
+from lewm_jax.training.optim import make_optimizer
+from lewm_jax.training.state import init_train_state
 
 
 def load_trained(workdir: str | Path, config=None):
@@ -90,10 +92,10 @@ def evaluate_planning(workdir, plan_config, *, config=None, progress: bool = Tru
     )
     if eval_eps.state is None:
         raise ValueError(f"dataset {config.data.name!r} stores no physical state to evaluate from")
-    start, goal = mpc.sample_eval_episodes(
+    start, goal = closed_loop.sample_eval_episodes(
         eval_eps, plan_config.num_episodes, offset=plan_config.offset, seed=plan_config.seed
     )
-    run = mpc.make_closed_loop(
+    run = closed_loop.make_closed_loop(
         env,
         env_params,
         model,
@@ -119,7 +121,7 @@ def evaluate_planning(workdir, plan_config, *, config=None, progress: bool = Tru
     wall = time.perf_counter() - t0
     num_plans = -(-plan_config.budget // (plan_config.receding * config.data.frameskip))
     n, k = len(start), int(out["success"].sum())
-    lo, hi = mpc.wilson_interval(k, n)
+    lo, hi = closed_loop.wilson_interval(k, n)
     report = {
         "env": config.data.name,
         "planner": plan_config.planner,

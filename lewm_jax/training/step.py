@@ -4,34 +4,12 @@ Shape letters: B batch, T frames, H/W pixels, A action-block width, D latent.
 """
 
 import jax
-import jax.numpy as jnp
 import optax
 
-from lewm_jax import ema, metrics, objectives
+from lewm_jax.analysis import metrics
 from lewm_jax.models import JEPA
-from lewm_jax.train_state import TrainState
-
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
-
-def build_model(model_config, *, image_size: int) -> JEPA:
-    """The JEPA described by ``config.model`` (read-only)."""
-    if model_config.dtype not in DTYPES:
-        raise ValueError(f"model.dtype {model_config.dtype!r} not in {sorted(DTYPES)}")
-    return JEPA(
-        encoder=model_config.encoder,
-        image_size=image_size,
-        latent_dim=model_config.latent_dim,
-        proj_hidden=model_config.proj_hidden,
-        history=model_config.history,
-        pred_depth=model_config.pred_depth,
-        pred_heads=model_config.pred_heads,
-        pred_head_dim=model_config.pred_head_dim,
-        pred_mlp_dim=model_config.pred_mlp_dim,
-        dropout=model_config.dropout,
-        action_mlp_scale=model_config.action_mlp_scale,
-        dtype=DTYPES[model_config.dtype],
-    )
+from lewm_jax.training import ema, objectives
+from lewm_jax.training.state import TrainState
 
 
 def _collapse_metrics(z):
@@ -79,7 +57,7 @@ def make_train_step(model: JEPA, tx: optax.GradientTransformation, loss_config):
     Args:
         model: the JEPA.
         tx: the optimizer.
-        loss_config: ``config.loss`` (see :func:`lewm_jax.objectives.objective`).
+        loss_config: ``config.loss`` (see :func:`lewm_jax.training.objectives.objective`).
     """
     objectives.check_loss_config(loss_config)
 

@@ -11,65 +11,12 @@ Resuming at step ``n`` therefore replays exactly the clips an uninterrupted run 
 Shape letters: N steps, E episodes, C clips, B batch, T frames, H/W pixels, A action dim.
 """
 
-import dataclasses
 import queue
 import threading
 
 import numpy as np
 
-
-@dataclasses.dataclass(frozen=True)
-class Episodes:
-    """Episodes stored as flat columns.
-
-    Attributes:
-        pixels: uint8 frames ``(N, H, W, 3)``.
-        actions: float actions ``(N, A)``; NaN allowed (episode ends).
-        ep_offset: first step of each episode ``(E,)``.
-        ep_len: number of steps of each episode ``(E,)``.
-        state: optional physical state ``(N, S)`` for probes and evaluation.
-    """
-
-    pixels: np.ndarray
-    actions: np.ndarray
-    ep_offset: np.ndarray
-    ep_len: np.ndarray
-    state: np.ndarray | None = None
-
-    def __post_init__(self):
-        p, a = self.pixels, self.actions
-        if p.ndim != 4 or p.shape[-1] != 3:
-            raise ValueError(f"pixels must have shape (N, H, W, 3), got {p.shape}")
-        if p.dtype != np.uint8:
-            raise TypeError(f"pixels must be uint8, got dtype {p.dtype}")
-        if a.ndim != 2 or a.shape[0] != p.shape[0]:
-            raise ValueError(f"actions must have shape (N={p.shape[0]}, A), got {a.shape}")
-        if self.ep_offset.shape != self.ep_len.shape or self.ep_len.ndim != 1:
-            raise ValueError(
-                f"ep_offset {self.ep_offset.shape} and ep_len {self.ep_len.shape} must be (E,)"
-            )
-        if np.any(self.ep_offset + self.ep_len > p.shape[0]) or np.any(self.ep_len < 0):
-            raise ValueError(f"episodes (ep_offset + ep_len) exceed the {p.shape[0]} stored steps")
-
-    @property
-    def action_dim(self) -> int:
-        """A, the raw action dimension."""
-        return self.actions.shape[1]
-
-
-def action_stats(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dimension mean and std of raw actions ``(N, A)``, ignoring NaN; std floored at 1e-6."""
-    mean = np.nanmean(actions, axis=0).astype(np.float32)
-    std = np.nanstd(actions, axis=0).astype(np.float32)
-    return mean, np.maximum(std, 1e-6)
-
-
-def clip_starts(ep_offset, ep_len, span: int) -> np.ndarray:
-    """Global start steps of every clip that fits ``span`` steps inside its episode ``(C,)``."""
-    starts = [
-        off + np.arange(n - span + 1) for off, n in zip(ep_offset, ep_len, strict=True) if n >= span
-    ]
-    return np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, np.int64)
+from lewm_jax.data.episodes import Episodes, action_stats, clip_starts
 
 
 class ClipSource:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lewm_jax.input_pipeline import Episodes
+from lewm_jax.data.episodes import Episodes
 
 try:  # registers the Blosc filter with h5py when installed
     import hdf5plugin  # noqa: F401

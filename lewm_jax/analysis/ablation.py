@@ -213,7 +213,7 @@ def run_ablation(base_config, workdir, runs=None, *, train_fn=None, plan_fn=None
         runs: run names from :data:`RUNS` (default: all).
         train_fn: ``(config, workdir) -> summary``; default ``train.train_and_evaluate``.
         plan_fn: ``(workdir, plan_config, config=, progress=) -> report``; default
-            ``planning_eval.evaluate_planning``.
+            ``planning.evaluate.evaluate_planning``.
         progress: print one line per stage.
 
     Returns:
@@ -221,9 +221,9 @@ def run_ablation(base_config, workdir, runs=None, *, train_fn=None, plan_fn=None
     """
     names = select_runs(runs)
     if train_fn is None:
-        from lewm_jax.train import train_and_evaluate as train_fn
+        from lewm_jax.training.train import train_and_evaluate as train_fn
     if plan_fn is None:
-        from lewm_jax.planning_eval import evaluate_planning as plan_fn
+        from lewm_jax.planning.evaluate import evaluate_planning as plan_fn
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     table, curves = [], {}
