@@ -1,5 +1,7 @@
 """Rollout tests: the fixed-window scans equal naive step-by-step prediction."""
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -9,7 +11,7 @@ import pytest
 from experiments.configs.lewm import get_config
 from lewm_jax.models import build_model
 from lewm_jax.planning import terminal_cost
-from lewm_jax.planning.rollout import rollout, rollout_cached
+from lewm_jax.planning.rollout import predict_token, rollout, rollout_cached
 
 S, A = 4, 3
 ROLLOUTS = {"scan": rollout, "cached": rollout_cached}
@@ -78,6 +80,29 @@ def test_rollout_equals_naive_prediction(model_and_variables, name, t0, horizon)
     # The plan matters (the window case included): the comparison is not vacuous.
     other = JITTED[name](model, variables, z0, actions + 1.0, context_actions=ctx)
     assert np.abs(np.asarray(other - got)[:, -1]).max() > 1e-3
+
+
+def test_decode_mode_equals_full_pass_token_by_token(model_and_variables):
+    model, variables = model_and_variables
+    n, d = model.history, model.latent_dim
+    kz, ke = jax.random.split(jax.random.key(5))
+    z, e = jax.random.normal(kz, (S, n, d)), jax.random.normal(ke, (S, n, d))
+    want = model.apply(variables, z, e, method="predict")
+    # flax's decode pattern: a decode init on the full window sizes the cache; it adds no
+    # parameters (checkpoints and the weights converter see the same tree).
+    init = model.init(jax.random.key(0), z, e, decode=True, method="predict")
+    shapes = jax.tree.map(jnp.shape, init["params"])
+    assert shapes == jax.tree.map(jnp.shape, {k: variables["params"][k] for k in shapes})
+    assert "cache" not in variables and "cache" in init
+
+    step = jax.jit(functools.partial(predict_token, model, variables))
+    cache = init["cache"]
+    for t in range(n):
+        got, cache = step(cache, z[:, t : t + 1], e[:, t : t + 1])
+        np.testing.assert_allclose(got[:, 0], want[:, t], atol=1e-6)
+    assert int(cache["predictor"]["cache_index"]) == n
+    with pytest.raises(ValueError, match="one token per call"):
+        model.apply({**variables, "cache": cache}, z, e, decode=True, method="predict")
 
 
 def test_single_frame_context_and_single_trace(model_and_variables):

@@ -12,7 +12,7 @@ import numpy as np
 from lewm_jax.models.heads import ActionEncoder, MLPHead
 from lewm_jax.models.layers import Dtype
 from lewm_jax.models.predictor import ARPredictor
-from lewm_jax.models.vit import ViT
+from lewm_jax.models.vit import ViT, decode_variant
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -93,13 +93,18 @@ class JEPA(nn.Module):
             raise ValueError(f"actions must have shape (B, T, A), got {tuple(actions.shape)}")
         return self.action_encoder(actions)
 
-    def predict(self, z: jax.Array, act_emb: jax.Array, *, train: bool = False) -> jax.Array:
+    def predict(
+        self, z: jax.Array, act_emb: jax.Array, *, train: bool = False, decode: bool = False
+    ) -> jax.Array:
         """Predicts next latents ``(B, T, D)`` from latents and action embeddings ``(B, T, D)``.
 
         Causal: output ``t`` predicts the latent at ``t + 1`` from inputs at times ``<= t``.
+        With ``decode``, the predictor's key/value cache mode (see ``models/predictor.py``):
+        ``init`` on ``(B, history, D)`` makes the ``"cache"``; each ``apply(...,
+        mutable=["cache"])`` then predicts from one more token ``(B, 1, D)``.
         """
         b, t, _ = z.shape
-        h = self.predictor(z, act_emb, train=train)
+        h = self.predictor(z, act_emb, train=train, decode=decode)
         return self.pred_proj(h.reshape(b * t, -1), train=train).reshape(b, t, -1)
 
     def __call__(self, pixels: jax.Array, actions: jax.Array, *, train: bool = False):
@@ -128,10 +133,43 @@ class JEPA(nn.Module):
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def build_model(model_config, *, image_size: int) -> JEPA:
-    """The JEPA described by ``config.model`` (read-only)."""
+_POSITIVE = (
+    "latent_dim",
+    "proj_hidden",
+    "history",
+    "pred_depth",
+    "pred_heads",
+    "pred_head_dim",
+    "pred_mlp_dim",
+    "action_mlp_scale",
+)
+
+
+def _dtype(model_config):
     if model_config.dtype not in DTYPES:
         raise ValueError(f"model.dtype {model_config.dtype!r} not in {sorted(DTYPES)}")
+    return DTYPES[model_config.dtype]
+
+
+def check_model_config(model_config, *, image_size: int) -> None:
+    """One-line errors for a ``config.model`` that cannot be built for ``image_size`` frames."""
+    _dtype(model_config)
+    patch = decode_variant(model_config.encoder)["patch_size"]
+    if patch < 1 or image_size % patch:
+        raise ValueError(
+            f"data.image_size {image_size} is not a multiple of the patch size "
+            f"{patch} of model.encoder {model_config.encoder!r}"
+        )
+    for name in _POSITIVE:
+        if model_config[name] < 1:
+            raise ValueError(f"model.{name} must be >= 1, got {model_config[name]}")
+    if not 0.0 <= model_config.dropout < 1.0:
+        raise ValueError(f"model.dropout must be in [0, 1), got {model_config.dropout}")
+
+
+def build_model(model_config, *, image_size: int) -> JEPA:
+    """The JEPA described by ``config.model`` (read-only; :func:`check_model_config` checks it)."""
+    dtype = _dtype(model_config)
     return JEPA(
         encoder=model_config.encoder,
         image_size=image_size,
@@ -144,5 +182,5 @@ def build_model(model_config, *, image_size: int) -> JEPA:
         pred_mlp_dim=model_config.pred_mlp_dim,
         dropout=model_config.dropout,
         action_mlp_scale=model_config.action_mlp_scale,
-        dtype=DTYPES[model_config.dtype],
+        dtype=dtype,
     )

@@ -12,6 +12,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 Dtype = Any
 
@@ -49,6 +50,12 @@ def dense(features: int, fan_in: int, style: str, dtype: Dtype, *, use_bias=True
 class Attention(nn.Module):
     """Multi-head self-attention with a fused qkv projection.
 
+    With ``decode=True`` it keeps keys and values in a ``"cache"`` collection
+    (``cached_key``, ``cached_value``, ``cache_index``, as ``nn.MultiHeadDotProductAttention``):
+    ``init`` on a full-length input sizes the cache, then each ``apply(...,
+    mutable=["cache"])`` on one token writes its key/value at ``cache_index`` and attends to
+    the cached slots up to it. Writing past the cache's length is not checked (traced index).
+
     Attributes:
         num_heads: number of heads.
         head_dim: width of each head; the inner width is ``num_heads * head_dim``.
@@ -68,23 +75,49 @@ class Attention(nn.Module):
     dtype: Dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-        """Attends over ``x (B, T, D)`` and returns ``(B, T, D)``."""
+    def __call__(self, x: jax.Array, *, train: bool = False, decode: bool = False) -> jax.Array:
+        """Attends over ``x (B, T, D)`` (``T = 1`` when decoding) and returns ``(B, T, D)``."""
         b, t, d = x.shape
         inner = self.num_heads * self.head_dim
         qkv = dense(3 * inner, d, self.style, self.dtype, use_bias=self.qkv_bias, name="qkv")(x)
         # Layout (3, heads, head_dim) equals PyTorch's chunk(3) followed by "(h d)".
         q, k, v = jnp.moveaxis(qkv.reshape(b, t, 3, self.num_heads, self.head_dim), 2, 0)
+        visible = None
+        if decode:
+            k, v, visible = self._decode_cache(k, v)
         logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
         logits = logits / math.sqrt(self.head_dim)
         if self.causal:
-            mask = jnp.tril(jnp.ones((t, t), bool))
+            mask = jnp.tril(jnp.ones((t, t), bool)) if visible is None else visible
             logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
         weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
         weights = nn.Dropout(self.dropout)(weights, deterministic=not train)
         out = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, t, inner)
         out = dense(d, inner, self.style, self.dtype, name="out")(out)
         return nn.Dropout(self.dropout)(out, deterministic=not train)
+
+    def _decode_cache(self, k, v):
+        """Appends one token's keys/values ``(B, 1, heads, head_dim)`` to the cache.
+
+        Returns all cached keys and values ``(B, L, heads, head_dim)`` and the mask ``(L,)``
+        of filled slots; at init (no cache yet) ``k``, ``v`` and ``None`` (the causal mask).
+        """
+        if not self.causal:
+            raise ValueError("decode=True needs a causal Attention")
+        initialized = self.has_variable("cache", "cached_key")
+        cached_k = self.variable("cache", "cached_key", jnp.zeros, k.shape, k.dtype)
+        cached_v = self.variable("cache", "cached_value", jnp.zeros, v.shape, v.dtype)
+        index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
+        if not initialized:
+            return k, v, None
+        if k.shape[1] != 1:
+            raise ValueError(f"decode=True takes one token per call, got {k.shape[1]}")
+        i = index.value
+        cached_k.value = lax.dynamic_update_slice_in_dim(cached_k.value, k, i, axis=1)
+        cached_v.value = lax.dynamic_update_slice_in_dim(cached_v.value, v, i, axis=1)
+        index.value = i + 1
+        # Slots after ``i`` hold zeros (or stale keys); they get exactly zero weight.
+        return cached_k.value, cached_v.value, jnp.arange(cached_k.value.shape[1]) <= i
 
 
 class FeedForward(nn.Module):

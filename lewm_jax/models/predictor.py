@@ -1,11 +1,17 @@
 """Action-conditioned causal transformer predictor with AdaLN-zero blocks.
 
+``decode=True`` is the autoregressive mode of flax's examples/wmt: ``init`` with a full
+window (B, N, D) sizes a ``"cache"`` collection (each block's keys/values, a position index);
+then each ``apply(..., decode=True, mutable=["cache"])`` on one token ``(B, 1, D)`` equals
+that token's output of the full causal pass, without recomputing earlier tokens.
+
 Shape letters: B batch, T time (at most the history length), D latent.
 """
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from lewm_jax.models.layers import Attention, Dtype, FeedForward
 
@@ -36,8 +42,9 @@ class ConditionalBlock(nn.Module):
     dtype: Dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, c: jax.Array, *, train: bool = False) -> jax.Array:
-        """Updates tokens ``x (B, T, D)`` given conditions ``c (B, T, D)``."""
+    def __call__(self, x: jax.Array, c: jax.Array, *, train=False, decode=False) -> jax.Array:
+        """Updates tokens ``x (B, T, D)`` given conditions ``c (B, T, D)``; ``decode`` caches
+        the attention's keys and values."""
         d = x.shape[-1]
         mod = nn.Dense(
             6 * d,
@@ -66,7 +73,7 @@ class ConditionalBlock(nn.Module):
             style="torch",
             dtype=self.dtype,
             name="attn",
-        )(h, train=train)
+        )(h, train=train, decode=decode)
         x = x + gate1 * h
         h = modulate(block_norm("norm2")(x), shift2, scale2)
         h = nn.LayerNorm(epsilon=1e-5, dtype=self.dtype, name="mlp_norm")(h)
@@ -96,12 +103,18 @@ class ARPredictor(nn.Module):
     dtype: Dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, z: jax.Array, c: jax.Array, *, train: bool = False) -> jax.Array:
-        """Maps latents ``z (B, T, D)`` and action embeddings ``c (B, T, D)`` to ``(B, T, D)``."""
+    def __call__(self, z: jax.Array, c: jax.Array, *, train=False, decode=False) -> jax.Array:
+        """Maps latents ``z (B, T, D)`` and action embeddings ``c (B, T, D)`` to ``(B, T, D)``.
+
+        With ``decode`` (after a decode ``init``), ``T = 1`` and the token takes the next
+        window slot, i.e. position ``cache_index``.
+        """
         _, t, d = z.shape
         if t > self.history:
             raise ValueError(f"predictor got {t} time steps, more than its history {self.history}")
         pos = self.param("pos_embedding", nn.initializers.normal(1.0), (1, self.history, d))
+        if decode:
+            pos = self._decode_position(pos, t)
         x = (z + pos[:, :t]).astype(self.dtype)
         c = c.astype(self.dtype)
         for i in range(self.depth):
@@ -112,5 +125,17 @@ class ARPredictor(nn.Module):
                 self.dropout,
                 self.dtype,
                 name=f"block{i}",
-            )(x, c, train=train)
+            )(x, c, train=train, decode=decode)
         return nn.LayerNorm(epsilon=1e-5, dtype=self.dtype, name="norm")(x)
+
+    def _decode_position(self, pos, t):
+        """The position row ``(1, 1, D)`` of the next cached slot (all rows at init)."""
+        initialized = self.has_variable("cache", "cache_index")
+        index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
+        if not initialized:
+            return pos
+        if t != 1:
+            raise ValueError(f"decode=True takes one token per call, got {t}")
+        i = index.value
+        index.value = i + 1
+        return lax.dynamic_slice_in_dim(pos, i, 1, axis=1)

@@ -9,14 +9,14 @@ the released PyTorch ``JEPA.rollout`` (which truncates a growing context to the 
 
 ``rollout`` scans H full predictor passes over a left-aligned buffer of N slots (the module's
 causal mask keeps unfilled slots from affecting the slot read). ``rollout_cached`` computes one
-token per step with a key/value cache while the window fills, then the same full-window passes:
-once the window slides every token's learned position embedding changes, so earlier keys and
-values are stale; caching is exact, and saves work, only until the first slide.
+token per step with the predictor's key/value cache (``JEPA.predict(..., decode=True)``) while
+the window fills, then the same full-window passes: once the window slides every token's
+learned position embedding changes, so earlier keys and values are stale; caching is exact,
+and saves work, only until the first slide.
 """
 
-import math
+import functools
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -58,10 +58,6 @@ def _predict_slot(module, z, e, slot):
     # the predictor is causal, so slots after ``slot`` (junk or not) cannot change it.
     h = module.predictor(z, e, train=False)
     h = lax.dynamic_index_in_dim(h, slot, axis=1, keepdims=False)
-    return module.pred_proj(h, train=False)
-
-
-def _head(module, h):
     return module.pred_proj(h, train=False)
 
 
@@ -128,63 +124,35 @@ def rollout(model, variables, z0, actions, *, context_actions=None):
     return _window_scan(model, variables, z_buf, e_buf, k, emb[:, k - 1 :])
 
 
-def _dense(p, x, dtype):
-    return nn.Dense(p["kernel"].shape[-1], use_bias="bias" in p, dtype=dtype).apply(
-        {"params": p}, x
-    )
-
-
-def _layer_norm(p, x, eps, dtype):
-    affine = p is not None
-    ln = nn.LayerNorm(epsilon=eps, use_scale=affine, use_bias=affine, dtype=dtype)
-    return ln.apply({"params": p} if affine else {}, x)
-
-
-def _trunk_token(model, params, z, c, slot, cache):
-    """The predictor trunk (``ARPredictor``, eval mode) on one token at ``slot``.
-
-    A functional copy of ``ConditionalBlock``/``Attention`` whose keys/values live in a cache
-    of all N slots, so the new token attends to earlier ones without recomputing them. Later
-    slots get exactly zero attention weight, as under the module's causal mask.
+def predict_token(model, variables, cache, z, e):
+    """One decode step of the predictor: the next token's output and the updated cache.
 
     Args:
-        model: the JEPA (for head counts and dtype).
-        params: ``variables["params"]["predictor"]``.
-        z: latents ``(S, D)``.
-        c: action embeddings ``(S, D)``.
-        slot: the token's window slot (a traced int).
-        cache: per block a ``(keys, values)`` pair, each ``(S, N, heads, head_dim)``.
+        model: the JEPA.
+        variables: its variables (evaluation mode).
+        cache: the predictor's ``"cache"`` collection (from a decode ``init``).
+        z: the token's latent ``(S, 1, D)``.
+        e: its action embedding ``(S, 1, D)``.
 
     Returns:
-        ``(h, cache)``: trunk output ``(S, D)`` (before the head) and the updated cache.
+        ``(pred (S, 1, D), cache)``.
     """
-    dt, heads, hd = model.dtype, model.pred_heads, model.pred_head_dim
-    pos = lax.dynamic_index_in_dim(params["pos_embedding"][0], slot, keepdims=False)
-    x, c = (z + pos).astype(dt), c.astype(dt)
-    visible = jnp.arange(model.history) <= slot  # (N,)
-    new_cache = []
-    for i, (k_cache, v_cache) in enumerate(cache):
-        p = params[f"block{i}"]
-        mods = jnp.split(_dense(p["adaln"], nn.silu(c), dt), 6, axis=-1)
-        shift1, scale1, gate1, shift2, scale2, gate2 = mods
-        h = _layer_norm(None, x, 1e-6, dt) * (1 + scale1) + shift1
-        h = _layer_norm(p["attn_norm"], h, 1e-5, dt)
-        qkv = _dense(p["attn"]["qkv"], h, dt).reshape(-1, 3, heads, hd)
-        q, k, v = jnp.moveaxis(qkv, 1, 0)
-        k_cache = lax.dynamic_update_index_in_dim(k_cache, k.astype(k_cache.dtype), slot, 1)
-        v_cache = lax.dynamic_update_index_in_dim(v_cache, v.astype(v_cache.dtype), slot, 1)
-        new_cache.append((k_cache, v_cache))
-        logits = jnp.einsum("bhd,bkhd->bhk", q, k_cache.astype(dt)).astype(jnp.float32)
-        logits = jnp.where(visible, logits / math.sqrt(hd), jnp.finfo(jnp.float32).min)
-        weights = jax.nn.softmax(logits, axis=-1).astype(dt)
-        out = jnp.einsum("bhk,bkhd->bhd", weights, v_cache.astype(dt)).reshape(z.shape[0], -1)
-        x = x + gate1 * _dense(p["attn"]["out"], out, dt)
-        h = _layer_norm(None, x, 1e-6, dt) * (1 + scale2) + shift2
-        h = _layer_norm(p["mlp_norm"], h, 1e-5, dt)
-        h = _dense(p["mlp"]["fc1"], h, dt)
-        h = _dense(p["mlp"]["fc2"], nn.gelu(h, approximate=False), dt)
-        x = x + gate2 * h
-    return _layer_norm(params["norm"], x, 1e-5, dt), new_cache
+    pred, mutated = model.apply(
+        {**variables, "cache": cache}, z, e, decode=True, method="predict", mutable=["cache"]
+    )
+    return pred, mutated["cache"]
+
+
+def _empty_cache(model, s):
+    """The predictor's zero decode cache for ``s`` sequences of N tokens.
+
+    Sized as in flax's decode pattern, by a decode ``init`` on a full window; under
+    ``eval_shape``, so no parameters are initialised or computed.
+    """
+    z = jax.ShapeDtypeStruct((s, model.history, model.latent_dim), jnp.float32)
+    init = functools.partial(model.init, method="predict", decode=True)
+    shapes = jax.eval_shape(init, jax.random.key(0), z, z)["cache"]
+    return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
 
 
 def rollout_cached(model, variables, z0, actions, *, context_actions=None):
@@ -201,9 +169,6 @@ def rollout_cached(model, variables, z0, actions, *, context_actions=None):
     z_ctx, emb = _prepare(model, variables, z0, actions, context_actions)
     s, k, d = z_ctx.shape
     n, horizon = model.history, actions.shape[1]
-    params = variables["params"]["predictor"]
-    kv_shape = (s, n, model.pred_heads, model.pred_head_dim)
-    cache = [(jnp.zeros(kv_shape, model.dtype),) * 2 for _ in range(model.pred_depth)]
     num_fill = min(horizon, n - k + 1)
     # Before the window slides, window slot j holds sequence latent j: context, predictions,
     # then a spare index for the outputs of context slots other than the last.
@@ -212,15 +177,17 @@ def rollout_cached(model, variables, z0, actions, *, context_actions=None):
     outs = np.where(slots >= k - 1, slots + 1, k + num_fill)
 
     def token_pass(carry, row):
+        # The cache's index advances with ``slot``: token ``slot`` takes position ``slot``.
         seq, cache = carry
         slot, out = row
-        z_in = lax.dynamic_index_in_dim(seq, slot, axis=1, keepdims=False)
-        e_in = lax.dynamic_index_in_dim(emb, slot, axis=1, keepdims=False)
-        h, cache = _trunk_token(model, params, z_in, e_in, slot, cache)
-        z_next = model.apply(variables, h, method=_head).astype(seq.dtype)
-        return (lax.dynamic_update_index_in_dim(seq, z_next, out, axis=1), cache), None
+        z_in = lax.dynamic_slice_in_dim(seq, slot, 1, axis=1)
+        e_in = lax.dynamic_slice_in_dim(emb, slot, 1, axis=1)
+        z_next, cache = predict_token(model, variables, cache, z_in, e_in)
+        seq = lax.dynamic_update_slice_in_dim(seq, z_next.astype(seq.dtype), out, axis=1)
+        return (seq, cache), None
 
-    (seq, _), _ = lax.scan(token_pass, (seq, cache), (slots, outs))
+    carry = (seq, _empty_cache(model, s))
+    (seq, _), _ = lax.scan(token_pass, carry, (slots, outs))
     preds = seq[:, k : k + num_fill]
     if num_fill == horizon:
         return preds
