@@ -10,7 +10,7 @@ from pathlib import Path
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("env", "two_room", "two_room, push_t or reacher.")
+flags.DEFINE_string("env", "two_room", "Dataset name of a registered environment (lewm_jax.envs).")
 flags.DEFINE_integer("image_size", 64, "Frame side in pixels.")
 flags.DEFINE_integer("episodes", 1000, "Number of episodes.")
 flags.DEFINE_integer("max_steps", 100, "Steps per episode (at most).")

@@ -14,7 +14,10 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
-ENVS = {"two_room": "TwoRoom-v0", "push_t": "PushT-v0", "reacher": "Reacher-v0"}
+from lewm_jax import envs
+
+# Dataset name -> env id: a live view of the registry, so a registered env can be built.
+ENVS = envs.DATASET_ENV_IDS
 
 
 @dataclasses.dataclass
@@ -34,7 +37,7 @@ def config_name(env: str, image_size: int, num_episodes: int, max_steps: int, se
 
 
 def make_config(env, image_size, num_episodes, max_steps=100, seed=0) -> EpisodesConfig:
-    """A builder config; raises a one-line error for an unknown env or bad sizes."""
+    """A builder config of a registered env's dataset name; one-line errors for bad input."""
     if env not in ENVS:
         raise ValueError(f"unknown env {env!r}; expected one of {sorted(ENVS)}")
     for name, v in (
@@ -59,6 +62,7 @@ class LewmEpisodes(tfds.core.GeneratorBasedBuilder):
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "First release."}
+    # The published datasets; any other make_config (any registered env) builds as well.
     BUILDER_CONFIGS = [
         make_config("two_room", 64, 1000),
         make_config("two_room", 224, 10000),
@@ -67,10 +71,8 @@ class LewmEpisodes(tfds.core.GeneratorBasedBuilder):
     ]
 
     def _info(self) -> tfds.core.DatasetInfo:
-        from lewm_jax.envs import make
-
         c = self.builder_config
-        env, params = make(ENVS[c.env], image_size=c.image_size)
+        env, params = envs.make(c.env, image_size=c.image_size)
         obs, state = env.reset(_key(0), params)
         p = env.physical_state(state).shape[0]
         a = env.action_space(params).shape[0]
@@ -96,10 +98,9 @@ class LewmEpisodes(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self):
         from lewm_jax.data.collect import collect_episodes
-        from lewm_jax.envs import make
 
         c = self.builder_config
-        env, params = make(ENVS[c.env], image_size=c.image_size)
+        env, params = envs.make(c.env, image_size=c.image_size)
         eps = collect_episodes(
             env,
             params,

@@ -47,15 +47,15 @@ def main(argv):
 
     from lewm_jax.analysis.probe import run_probes
     from lewm_jax.data import datasets
-    from lewm_jax.planning.evaluate import load_trained
+    from lewm_jax.training.run_dir import load_run
 
     logging.set_verbosity(logging.WARNING)
     try:
-        config, model, variables = load_trained(FLAGS.workdir)
-        env_name = config.data.env or datasets.ENVS.get(config.data.name)
+        run = load_run(FLAGS.workdir)
+        config, model, variables = run.config, run.model, run.variables
         k_data, k_probe = jax.random.split(jax.random.key(FLAGS.seed))
-        _, _, episodes = datasets.fresh_expert_episodes(config.data, k_data, FLAGS.episodes)
-        report = run_probes(model, variables, episodes, env_name, key=k_probe)
+        env, _, episodes = datasets.fresh_expert_episodes(config.data, k_data, FLAGS.episodes)
+        report = run_probes(model, variables, episodes, env.name, key=k_probe)
         report.update(workdir=str(FLAGS.workdir), seed=FLAGS.seed)
         out = Path(FLAGS.out) if FLAGS.out else Path(FLAGS.workdir) / "probe.json"
         out.write_text(json.dumps(report, indent=2))

@@ -1,7 +1,7 @@
-"""Two-Room and Reacher: gymnax contract, determinism, physical invariants, success
-criterion, reset_to_state, the episode collector and input validation."""
+"""Two-Room and Reacher: physical invariants, success criterion, reset_to_state, the episode
+collector and input validation (the gymnax contract and determinism of every registered env
+are in test_env_registry.py)."""
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,48 +35,6 @@ def _criterion(name, ps, goal):
         return np.linalg.norm(ps[..., :2] - goal[..., :2], axis=-1) < 16.0
     d = np.abs(ps[..., :2] - goal[..., :2]) % (2 * np.pi)
     return np.all(np.minimum(d, 2 * np.pi - d) < 0.05, axis=-1)
-
-
-def test_jits_once_with_contract_shapes(setup):
-    env, params, p = setup["env"], setup["params"], ENVS[setup["name"]]
-    chex.clear_trace_counter()  # the counter is keyed by code location, shared by both envs
-
-    @jax.jit
-    @chex.assert_max_traces(n=1)
-    def step(key, state, action):
-        return env.step(key, state, action, params)
-
-    obs, state = env.reset(jax.random.key(0), params)
-    assert obs.shape == (SIZE, SIZE, 3) and obs.dtype == jnp.uint8
-    assert env.action_space(params).shape == (2,)
-    assert env.observation_space(params).shape == (SIZE, SIZE, 3)
-    for i in range(3):
-        obs, state, reward, terminated, truncated, info = step(
-            jax.random.key(i), state, jnp.array([0.3, -0.2])
-        )
-    assert obs.shape == (SIZE, SIZE, 3) and obs.dtype == jnp.uint8
-    assert reward.shape == () and reward.dtype == jnp.float32
-    assert terminated.dtype == jnp.bool_ and truncated.dtype == jnp.bool_
-    assert info["physical_state"].shape == (p,) and info["physical_state"].dtype == jnp.float32
-    assert info["success"].shape == () and info["success"].dtype == jnp.bool_
-    assert env.goal_state(state).shape == (p,)
-    np.testing.assert_array_equal(obs, env.render(state, params))
-    assert env.render_goal(state, params).shape == (SIZE, SIZE, 3)
-    assert env.expert_policy(jax.random.key(0), state, params).shape == (2,)
-
-
-def test_deterministic_per_key(setup):
-    env, params, reset, step = setup["env"], setup["params"], setup["reset"], setup["step"]
-    (o1, s1), (o2, s2) = reset(jax.random.key(3), params), reset(jax.random.key(3), params)
-    chex.assert_trees_all_equal(s1, s2)
-    np.testing.assert_array_equal(o1, o2)
-    a = env.expert_policy(jax.random.key(5), s1, params)
-    chex.assert_trees_all_equal(a, env.expert_policy(jax.random.key(5), s2, params))
-    chex.assert_trees_all_equal(
-        step(jax.random.key(1), s1, a, params), step(jax.random.key(1), s2, a, params)
-    )
-    _, s3 = reset(jax.random.key(4), params)
-    assert not np.allclose(env.physical_state(s1), env.physical_state(s3))
 
 
 def _random_walks(env, params, num: int, steps: int):

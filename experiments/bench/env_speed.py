@@ -29,7 +29,7 @@ from absl import app, flags
 
 from experiments.bench import reference
 from lewm_jax.data.collect import collect_episodes
-from lewm_jax.envs import ENV_NAMES, make
+from lewm_jax.envs import env_ids, make
 
 FLAGS = flags.FLAGS
 REFERENCE_NAMES = {"TwoRoom-v0": "TwoRoom-v1", "PushT-v0": "PushT-v1"}
@@ -40,7 +40,7 @@ TARGET_RATIO = 100.0
 def define_flags():
     """Defines the flags; called only when run as a script, so that tests can import this
     module beside other commands that define flags of the same names (``envs``, ``sizes``)."""
-    flags.DEFINE_list("envs", list(ENV_NAMES), "Registered environment names to time.")
+    flags.DEFINE_list("envs", list(env_ids()), "Registered environment ids to time.")
     flags.DEFINE_list("sizes", ["64", "224"], "Image sizes.")
     flags.DEFINE_list("num_envs", ["1", "64", "1024", "4096"], "Parallel environment counts B.")
     flags.DEFINE_float("min_seconds", 1.0, "Shortest timed span per configuration.")

@@ -7,7 +7,8 @@ Sizes (the ``:arg`` after the file name; ``size=...`` or a bare word):
          9 runs of experiments/ablation.py finish in about 30 minutes on 2 CPU cores.
   test   a tiny model for unit tests.
 Other args: ``env=<dataset name>`` (``two_room`` by default, ``moving_dot`` for ``test``;
-also ``push_t``, ``reacher``, ``hdf5`` with ``--config.data.path=...``), ``lam=<sigreg weight>``.
+any registered environment's dataset such as ``push_t`` or ``reacher``, which planning is
+evaluated in, or ``hdf5`` with ``--config.data.path=...``), ``lam=<sigreg weight>``.
 
 Run:
   python -m experiments.train --config experiments/configs/lewm.py:cpu --workdir runs/lewm_cpu
@@ -22,18 +23,21 @@ import ml_collections
 from experiments.configs.common import parse_arg
 
 SIZES = ("paper", "cpu", "ablation", "test")
-DATASETS = ("two_room", "push_t", "reacher", "moving_dot", "hdf5", "tfds")
-PLANNABLE = ("two_room", "push_t", "reacher")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Returns the config for ``arg`` (see the module docstring)."""
+    from lewm_jax import envs
+    from lewm_jax.data.datasets import dataset_names
+
     arg = parse_arg(arg, size="cpu", env="", lam=0.09)
     if arg.size not in SIZES:
         raise ValueError(f"unknown size {arg.size!r}; expected one of {SIZES}")
     env = arg.env or ("moving_dot" if arg.size == "test" else "two_room")
-    if env not in DATASETS:
-        raise ValueError(f"unknown env {env!r}; expected one of {DATASETS}")
+    # Read from the registries now, so an environment registered after import is accepted.
+    datasets, plannable = dataset_names(), envs.dataset_names()
+    if env not in datasets:
+        raise ValueError(f"unknown env {env!r}; expected one of {datasets}")
     c = ml_collections.ConfigDict()
     c.seed = 3072  # every random draw derives from it: init, data split/order, dropout, SIGReg
     c.batch_size = 128  # global batch of clips, split over all devices
@@ -48,7 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.init_from = ""  # workdir whose latest checkpoint initialises params when starting fresh
 
     c.data = ml_collections.ConfigDict()
-    c.data.name = env  # dataset name (lewm_jax.data.datasets.DATASETS)
+    c.data.name = env  # dataset name (lewm_jax.data.datasets.dataset_names())
     c.data.path = ""  # hdf5: the official .h5 file; tfds: the data_dir of data.build
     c.data.env = ""  # environment to plan in; "" = the one that made data.name
     c.data.image_size = 224  # frame side the model sees, pixels
@@ -104,7 +108,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optim.warmup_fraction = 0.01  # linear warmup share of all steps, then cosine to 0
 
     c.planning = ml_collections.ConfigDict()
-    c.planning.enabled = env in PLANNABLE  # evaluate planning after training
+    c.planning.enabled = env in plannable  # evaluate planning after training
     c.planning.planner = "cem"  # "cem", "gradient" or "mppi"
     c.planning.cost = "terminal"  # "terminal" (the paper's) or "all_steps"
     c.planning.num_episodes = 50  # closed-loop evaluation episodes

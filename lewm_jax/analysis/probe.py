@@ -16,25 +16,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lewm_jax.data.datasets import ENVS
+from lewm_jax import envs
 from lewm_jax.data.episodes import Episodes
 
 _STD_FLOOR = 1e-6  # latent or target columns that never vary are left unscaled
 
 
-# Registered env id -> names of the leading physical-state columns (``physical_state`` order).
-_TARGETS = {
-    "TwoRoom-v0": ("agent_x", "agent_y"),
-    "PushT-v0": ("agent_x", "agent_y", "block_x", "block_y", "block_angle"),
-    "Reacher-v0": ("shoulder", "wrist"),
-}
-_ANGLES = ("block_angle", "shoulder", "wrist")  # probed as sin/cos columns
-
-
 def physical_targets(env_name: str, state) -> tuple[np.ndarray, list[str]]:
     """Probe targets of an environment's physical state.
 
-    Angles become sin/cos pairs, so wrapping at +-pi costs a probe nothing.
+    The env class names the leading physical-state columns (``probe_targets``) and which
+    of them are angles (``angle_targets``); angles become sin/cos pairs, so wrapping at
+    +-pi costs a probe nothing.
 
     Args:
         env_name: a registered id (``"TwoRoom-v0"``) or dataset name (``"two_room"``).
@@ -43,19 +36,21 @@ def physical_targets(env_name: str, state) -> tuple[np.ndarray, list[str]]:
     Returns:
         ``(y (N, Q) float32, names)`` with Q names such as ``"agent_x"``.
     """
-    env_id = ENVS.get(env_name, env_name)
-    if env_id not in _TARGETS:
-        expected = sorted([*_TARGETS, *ENVS])
-        raise ValueError(f"unknown env_name {env_name!r}; expected one of {expected}")
+    known = [*envs.env_ids(), *envs.dataset_names()]
+    if env_name not in known:
+        raise ValueError(f"unknown env_name {env_name!r}; expected one of {sorted(known)}")
+    env_cls = envs.env_class(env_name)
+    env_id, columns = env_cls.env_id, env_cls.probe_targets
+    if not columns:
+        raise ValueError(f"{env_id} names no probe_targets; expected the physical columns")
     state = np.asarray(state, np.float32)
-    columns = _TARGETS[env_id]
     if state.ndim != 2 or state.shape[1] < len(columns):
         raise ValueError(
             f"{env_id} state must have shape (N, P >= {len(columns)}), got {state.shape}"
         )
     names, ys = [], []
     for j, name in enumerate(columns):
-        if name in _ANGLES:
+        if name in env_cls.angle_targets:
             names += [f"{name}_sin", f"{name}_cos"]
             ys += [np.sin(state[:, j]), np.cos(state[:, j])]
         else:
@@ -340,7 +335,7 @@ def run_probes(
     ridge = ridge_probe_fit(z[train], ys[train], l2=l2)
     mlp = mlp_probe_fit(k_mlp, z[train], ys[train], **(mlp_settings or {}))
     return {
-        "env": ENVS.get(env_name, env_name),
+        "env": envs.env_id(env_name),
         "names": names,
         "train_episodes": len(train_eps),
         "test_episodes": len(test_eps),

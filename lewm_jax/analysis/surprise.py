@@ -12,7 +12,6 @@ Shape letters: E episodes, T frames (one per ``frameskip`` env steps), L env ste
 """
 
 import functools
-import inspect
 import math
 
 import einops
@@ -20,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lewm_jax.data import episodes as episodes_lib
 from lewm_jax.data.episodes import Episodes
 
 KINDS = ("control", "teleport", "colour")
@@ -116,15 +116,14 @@ def paired_t_test(a, b) -> tuple[float, float]:
 def action_blocks(actions, mean, std, frameskip: int, num_frames: int) -> np.ndarray:
     """Raw actions ``(E, L, A_raw)`` -> z-scored blocks ``(E, T, frameskip * A_raw)``.
 
-    As the training clips: per-dimension z-score with the training data's ``mean``/``std``,
-    NaN (episode ends, or steps past L) set to 0.
+    As the training clips (:func:`lewm_jax.data.episodes.action_blocks`), with steps past L
+    padded as NaN, i.e. 0.
     """
     actions = np.asarray(actions, np.float32)
-    e, length, a = actions.shape
+    length = actions.shape[1]
     pad = max(num_frames * frameskip - length, 0)
     actions = np.pad(actions, ((0, 0), (0, pad), (0, 0)), constant_values=np.nan)
-    z = (actions[:, : num_frames * frameskip] - mean) / std
-    return np.nan_to_num(z, nan=0.0).reshape(e, num_frames, frameskip * a).astype(np.float32)
+    return episodes_lib.action_blocks(actions[:, : num_frames * frameskip], mean, std, frameskip)
 
 
 def replay_states(env, env_params, key, start, goal, actions, *, teleport_at=None, num_cand=8):
@@ -167,7 +166,7 @@ def replay_states(env, env_params, key, start, goal, actions, *, teleport_at=Non
 
 
 def _check_colour(env) -> None:
-    if "colour" not in inspect.signature(env.render).parameters:
+    if not getattr(env, "recolourable", False):
         raise ValueError(f"{env.name} has no render colour parameter; expected e.g. TwoRoom-v0")
 
 

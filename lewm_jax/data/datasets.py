@@ -1,18 +1,20 @@
 """Named episode datasets that a config can select with ``config.data.name``.
 
-``moving_dot`` is a tiny procedural stand-in; ``two_room``, ``push_t`` and ``reacher``
-are collected on the fly from the pure-JAX environments with their scripted policies
-(deterministic in the seed); ``hdf5`` reads an official stable-worldmodel file and
-``tfds`` a dataset built with ``python -m data.build`` (``data.path`` = its data_dir).
+``moving_dot`` is a tiny procedural stand-in; every environment of the registry
+(:mod:`lewm_jax.envs`: ``two_room``, ``push_t``, ``reacher``, ...) is a dataset collected on
+the fly with its scripted policy (deterministic in the seed); ``hdf5`` reads an official
+stable-worldmodel file and ``tfds`` a dataset built with ``python -m data.build``
+(``data.path`` = its data_dir).
 """
 
 import jax
 
+from lewm_jax import envs
 from lewm_jax.data.episodes import Episodes
 from lewm_jax.data.moving_dot import moving_dot_episodes
 
-# Dataset name -> registered environment, for planning evaluation and probes.
-ENVS = {"two_room": "TwoRoom-v0", "push_t": "PushT-v0", "reacher": "Reacher-v0"}
+# Dataset name -> registered env id, a live view of the registry (planning, probes).
+ENVS = envs.DATASET_ENV_IDS
 
 
 def _moving_dot(data_config, key, num_episodes) -> Episodes:
@@ -27,9 +29,8 @@ def _moving_dot(data_config, key, num_episodes) -> Episodes:
 def _collected(env_name):
     def build(data_config, key, num_episodes) -> Episodes:
         from lewm_jax.data.collect import collect_episodes
-        from lewm_jax.envs import make
 
-        env, params = make(env_name, image_size=data_config.image_size)
+        env, params = envs.make(env_name, image_size=data_config.image_size)
         return collect_episodes(
             env,
             params,
@@ -59,18 +60,19 @@ def _tfds(data_config, key, num_episodes) -> Episodes:
     if short is None:
         raise ValueError(
             f"data.env {data_config.env!r} must name the environment of a tfds dataset, one of "
-            f"{sorted(ENVS.values())}"
+            f"{sorted(envs.env_ids())}"
         )
     config = make_config(short, data_config.image_size, num_episodes, data_config.episode_len)
     return read_episodes(config, data_config.path)
 
 
-DATASETS = {
-    "moving_dot": _moving_dot,
-    **{name: _collected(env) for name, env in ENVS.items()},
-    "hdf5": _hdf5,
-    "tfds": _tfds,
-}
+# Datasets that no registered environment makes; each registered env adds its own.
+DATASETS = {"moving_dot": _moving_dot, "hdf5": _hdf5, "tfds": _tfds}
+
+
+def dataset_names() -> tuple[str, ...]:
+    """Every name ``config.data.name`` may take: registered envs' datasets, then the others."""
+    return (*envs.dataset_names(), *DATASETS)
 
 
 def load_episodes(data_config, seed: int, num_episodes: int | None = None) -> Episodes:
@@ -81,25 +83,26 @@ def load_episodes(data_config, seed: int, num_episodes: int | None = None) -> Ep
         seed: seed of generated datasets.
         num_episodes: override of ``data_config.num_episodes``.
     """
-    if data_config.name not in DATASETS:
-        raise ValueError(
-            f"unknown dataset {data_config.name!r}; expected one of {sorted(DATASETS)}"
-        )
+    name = data_config.name
+    if name in DATASETS:
+        build = DATASETS[name]
+    elif name in ENVS:  # looked up now, so an env registered after import is found
+        build = _collected(ENVS[name])
+    else:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(dataset_names())}")
     n = data_config.num_episodes if num_episodes is None else num_episodes
-    return DATASETS[data_config.name](data_config, jax.random.key(seed), n)
+    return build(data_config, jax.random.key(seed), n)
 
 
 def make_env(data_config):
     """``(env, env_params)`` of the environment behind ``data_config.name``."""
-    from lewm_jax.envs import make
-
     env_name = data_config.get("env") or ENVS.get(data_config.name)
     if env_name is None:
         raise ValueError(
             f"dataset {data_config.name!r} has no environment (to plan, probe or perturb in); "
-            f"set data.env to one of {sorted(ENVS.values())}"
+            f"set data.env to one of {sorted(envs.env_ids())}"
         )
-    return make(env_name, image_size=data_config.image_size)
+    return envs.make(env_name, image_size=data_config.image_size)
 
 
 def fresh_expert_episodes(data_config, key, num_episodes: int, *, full_length: bool = False):
@@ -121,7 +124,7 @@ def fresh_expert_episodes(data_config, key, num_episodes: int, *, full_length: b
     from lewm_jax.data.collect import collect_episodes
 
     env, env_params = make_env(data_config)
-    if full_length and hasattr(env_params, "terminate_on_success"):
+    if full_length:
         env_params = env_params.replace(terminate_on_success=False)
     episodes = collect_episodes(
         env,
@@ -132,3 +135,39 @@ def fresh_expert_episodes(data_config, key, num_episodes: int, *, full_length: b
         max_steps=data_config.episode_len,
     )
     return env, env_params, episodes
+
+
+_POSITIVE = ("image_size", "action_dim", "frameskip", "num_frames", "num_episodes", "episode_len")
+
+
+def check_data_config(data_config) -> None:
+    """One-line errors for a ``config.data`` section that cannot make clips."""
+    name = data_config.name
+    if name not in DATASETS and name not in ENVS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(dataset_names())}")
+    for field in _POSITIVE:
+        if data_config[field] < 1:
+            raise ValueError(f"data.{field} must be >= 1, got {data_config[field]}")
+    if not 0.0 < data_config.train_fraction <= 1.0:
+        raise ValueError(f"data.train_fraction must be in (0, 1], got {data_config.train_fraction}")
+    if name in ("hdf5", "tfds") and not data_config.path:
+        raise ValueError(f"data.name {name!r} needs data.path (the dataset file or data_dir)")
+    if data_config.env and data_config.env not in envs.env_ids():
+        raise ValueError(
+            f"unknown data.env {data_config.env!r}; expected one of {sorted(envs.env_ids())}"
+        )
+
+
+def check_episodes(episodes: Episodes, data_config) -> None:
+    """Checks a loaded dataset against ``config.data`` (frame shape, action dim)."""
+    size = data_config.image_size
+    if episodes.pixels.shape[1:] != (size, size, 3):
+        raise ValueError(
+            f"dataset frames have shape {episodes.pixels.shape[1:]}, expected "
+            f"({size}, {size}, 3) from data.image_size"
+        )
+    if episodes.action_dim != data_config.action_dim:
+        raise ValueError(
+            f"dataset actions have dimension {episodes.action_dim}, but data.action_dim is "
+            f"{data_config.action_dim}"
+        )

@@ -1,53 +1,136 @@
-"""Pure-JAX pixel environments as gymnax environments.
+"""Pure-JAX pixel environments as gymnax environments, and the one list of them.
 
-``make(name, image_size)`` returns ``(env, env_params)`` like ``gymnax.make``. Every
-environment here follows one contract, which the collector, the planners' closed-loop
-evaluation and the probes rely on:
+Every environment subclasses :class:`lewm_jax.envs.base.PixelEnv` (the contract the
+collector, planners, probes and surprise tests rely on) and is registered here once, under
+a dataset name (``config.data.name``, e.g. ``"two_room"``) and an env id (``"TwoRoom-v0"``).
+Datasets, configs, probes and scripts look environments up here when they are called, so
+an environment registered later (e.g. by a test) is seen everywhere:
 
-- ``env = Cls(image_size=...)``: the frame size is static; observations are uint8
-  ``(image_size, image_size, 3)`` frames.
-- gymnax 1.0 API: ``reset_env(key, params) -> (obs, state)``,
-  ``step_env(key, state, action, params) -> (obs, state, reward, terminated, info)``;
-  ``env.step`` (auto-reset) returns 6 values. Actions are float ``(A,)`` in [-1, 1].
-- ``info["physical_state"]``: float32 ``(P,)`` low-dimensional state (agent position,
-  block pose, joint angles), ``info["success"]``: bool, the paper's criterion against the
-  goal held in the state.
-- ``physical_state(state) -> (P,)``, ``goal_state(state) -> (P,)``.
-- ``reset_to_state(key, physical_state, goal_state, params) -> (obs, state)``: start an
-  episode from a given state (e.g. a dataset frame) with a given goal.
-- ``render(state, params) -> (H, W, 3) uint8``; ``render_goal(state, params)``: the goal
-  image (the scene with the agent/block/arm at the goal).
-- ``is_success(physical_state, goal_state, params) -> bool``.
-- ``expert_policy(key, state, params) -> (A,)`` (noisy scripted) and
-  ``random_policy(key, state, params) -> (A,)`` for data collection.
+  register("two_room", "TwoRoom-v0", "lewm_jax.envs.two_room:TwoRoom")
+  env, env_params = make("two_room", image_size=64)   # or make("TwoRoom-v0", ...)
+
+The class may be given lazily as ``"module:Class"``, so that this module imports nothing.
 """
 
+import dataclasses
 import importlib
+from collections.abc import Iterator, Mapping
 
-_REGISTRY = {
-    "TwoRoom-v0": "lewm_jax.envs.two_room:TwoRoom",
-    "PushT-v0": "lewm_jax.envs.push_t:PushT",
-    "Reacher-v0": "lewm_jax.envs.reacher:Reacher",
-}
 
-ENV_NAMES = tuple(_REGISTRY)
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """One registered environment: dataset name, env id and the class or ``"module:Class"``."""
+
+    dataset: str
+    env_id: str
+    entry_point: object
+
+
+_SPECS: dict[str, EnvSpec] = {}  # env id -> spec, in registration order
+
+
+def register(dataset: str, env_id: str, entry_point) -> EnvSpec:
+    """Registers an environment; registering the same entry again is a no-op.
+
+    Args:
+        dataset: dataset name that configs select it by (``config.data.name``).
+        env_id: gymnax-style id, e.g. ``"TwoRoom-v0"``; the class's ``env_id``.
+        entry_point: the :class:`~lewm_jax.envs.base.PixelEnv` subclass, or its
+            ``"module:Class"`` path (imported on first use).
+
+    Returns:
+        The :class:`EnvSpec`.
+    """
+    if isinstance(entry_point, str) and entry_point.count(":") != 1:
+        raise ValueError(f"entry_point {entry_point!r} must be a class or 'module:Class'")
+    spec = EnvSpec(dataset, env_id, entry_point)
+    for known in _SPECS.values():
+        if known != spec and (known.env_id == env_id or known.dataset == dataset):
+            raise ValueError(f"cannot register {spec}: it conflicts with registered {known}")
+    _SPECS[env_id] = spec
+    return spec
+
+
+def env_ids() -> tuple[str, ...]:
+    """Ids of the registered environments, in registration order."""
+    return tuple(_SPECS)
+
+
+def dataset_names() -> tuple[str, ...]:
+    """Dataset names of the registered environments, in registration order."""
+    return tuple(s.dataset for s in _SPECS.values())
+
+
+def spec(name: str) -> EnvSpec:
+    """The :class:`EnvSpec` of a registered env id or dataset name."""
+    found = _SPECS.get(name) or next((s for s in _SPECS.values() if s.dataset == name), None)
+    if found is None:
+        expected = sorted([*env_ids(), *dataset_names()])
+        raise ValueError(f"unknown environment {name!r}; expected one of {expected}")
+    return found
+
+
+def env_id(name: str) -> str:
+    """The env id of a registered env id or dataset name."""
+    return spec(name).env_id
+
+
+def dataset_name(name: str) -> str:
+    """The dataset name of a registered env id or dataset name."""
+    return spec(name).dataset
+
+
+def env_class(name: str) -> type:
+    """The environment class of a registered env id or dataset name (imported if lazy)."""
+    s = spec(name)
+    cls = s.entry_point
+    if isinstance(cls, str):
+        module, attr = cls.split(":")
+        cls = getattr(importlib.import_module(module), attr)
+    if getattr(cls, "env_id", None) != s.env_id:
+        raise ValueError(f"{cls.__name__}.env_id is {cls.env_id!r}, expected {s.env_id!r}")
+    return cls
 
 
 def make(name: str, image_size: int = 64, **kwargs):
     """Creates a registered environment.
 
     Args:
-        name: one of ``ENV_NAMES``.
+        name: a registered env id (``"TwoRoom-v0"``) or dataset name (``"two_room"``).
         image_size: side of the square uint8 frames (224 for the paper, 64 for CPU runs).
         **kwargs: further constructor arguments of the environment.
 
     Returns:
         ``(env, env_params)``.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown environment {name!r}; expected one of {list(_REGISTRY)}")
+    cls = env_class(name)
     if not isinstance(image_size, int) or image_size < 16:
         raise ValueError(f"image_size must be an int >= 16, got {image_size!r}")
-    module, cls = _REGISTRY[name].split(":")
-    env = getattr(importlib.import_module(module), cls)(image_size=image_size, **kwargs)
+    env = cls(image_size=image_size, **kwargs)
     return env, env.default_params
+
+
+class _DatasetEnvIds(Mapping):
+    """Read-only live view ``dataset name -> env id`` of the registry."""
+
+    def __getitem__(self, dataset: str) -> str:
+        for s in _SPECS.values():
+            if s.dataset == dataset:
+                return s.env_id
+        raise KeyError(dataset)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dataset_names())
+
+    def __len__(self) -> int:
+        return len(_SPECS)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+DATASET_ENV_IDS = _DatasetEnvIds()
+
+register("two_room", "TwoRoom-v0", "lewm_jax.envs.two_room:TwoRoom")
+register("push_t", "PushT-v0", "lewm_jax.envs.push_t:PushT")
+register("reacher", "Reacher-v0", "lewm_jax.envs.reacher:Reacher")

@@ -15,8 +15,8 @@ overlapping the block; the first step separates them.
 
 Success (the reference's ``eval_state``): the Euclidean norm of the 4-vector
 ``(agent_x, agent_y, block_x, block_y) - goal[:4]`` is < 20 px AND the wrapped block angle
-error is < pi / 9. ``terminated`` = success; reward = -||state - goal|| over the 7-vector
-with the angle difference wrapped.
+error is < pi / 9. ``terminated`` = success (``params.terminate_on_success``, True as in the
+reference); reward = -||state - goal|| over the 7-vector with the angle difference wrapped.
 
 Frames (rendered directly at ``image_size`` from analytic signed distances, anti-aliased over
 one output pixel; the reference draws a 512 canvas and resizes it bilinearly): white
@@ -32,11 +32,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from gymnax.environments import environment, spaces
+from gymnax.environments import environment
 from jax import lax
 
+from lewm_jax.envs import base, render
 from lewm_jax.envs import push_t_physics as phys
-from lewm_jax.envs import render
 
 WORLD = 512.0
 _WHITE = (255.0, 255.0, 255.0)
@@ -63,8 +63,9 @@ class EnvState(environment.EnvState):
 
 
 @struct.dataclass
-class EnvParams(environment.EnvParams):
+class EnvParams(base.EnvParams):
     max_steps_in_episode: int = 200
+    terminate_on_success: bool = True  # the reference ends episodes on success
     action_scale: float = 100.0
     k_p: float = 100.0
     k_v: float = 20.0
@@ -106,13 +107,15 @@ def sample_state(key: jax.Array) -> jax.Array:
     return jnp.concatenate([agent, block, jnp.mod(angle, 2 * jnp.pi), jnp.zeros(2)])
 
 
-class PushT(environment.Environment[EnvState, EnvParams]):
+class PushT(base.PixelEnv):
     """Push-T with uint8 ``(image_size, image_size, 3)`` pixel observations."""
 
+    env_id = "PushT-v0"
+    probe_targets = ("agent_x", "agent_y", "block_x", "block_y", "block_angle")
+    angle_targets = ("block_angle",)
+
     def __init__(self, image_size: int = 64):
-        super().__init__()
-        self.image_size = image_size
-        self.obs_shape = (image_size, image_size, 3)
+        super().__init__(image_size)
         # Pixel centres in world units, as sampled by a resize of the 512 canvas.
         self._grid = ((np.arange(image_size) + 0.5) * WORLD / image_size).astype(np.float32)
         self._edge = WORLD / image_size
@@ -179,37 +182,17 @@ class PushT(environment.Environment[EnvState, EnvParams]):
             img = _paint(img, jnp.abs(sdf) - 2.0, _BLOCK_EDGE, edge)
         return render.to_uint8(img)
 
-    def render(self, state: EnvState, params: EnvParams | None = None) -> jax.Array:
-        """Current frame, uint8 (H, W, 3)."""
-        return self.render_physical(self.physical_state(state))
-
-    def render_goal(self, state: EnvState, params: EnvParams | None = None) -> jax.Array:
-        """Goal frame, uint8 (H, W, 3): the scene with agent and block at the goal."""
-        return self.render_physical(state.goal)
-
-    def get_obs(self, state: EnvState, params=None, key=None) -> jax.Array:
-        """Observation hook: the rendered frame."""
-        return self.render(state, params)
-
     def physical_state(self, state: EnvState) -> jax.Array:
         """(P,) float32 physical state, layout in the module docstring."""
         return jnp.concatenate(
             [state.agent_pos, state.block_pos, state.block_angle[None], state.agent_vel]
         ).astype(jnp.float32)
 
-    def goal_state(self, state: EnvState) -> jax.Array:
-        """(P,) float32 goal state."""
-        return state.goal
-
     def is_success(self, physical_state, goal_state, params: EnvParams) -> jax.Array:
         """Bool (): position 4-vector error < 20 px and wrapped angle error < pi/9."""
         pos_err = jnp.linalg.norm(physical_state[:4] - goal_state[:4])
         angle_err = jnp.abs(phys.wrap_angle(physical_state[4] - goal_state[4]))
         return (pos_err < params.success_pos) & (angle_err < params.success_angle)
-
-    def is_terminated(self, state: EnvState, params: EnvParams) -> jax.Array:
-        """Episodes end on success, as in the reference."""
-        return self.is_success(self.physical_state(state), state.goal, params)
 
     def reset_to_state(self, key, physical_state, goal_state, params: EnvParams):
         """Starts an episode at a (P,) physical state with a (P,) goal; returns (obs, state)."""
@@ -251,10 +234,8 @@ class PushT(environment.Environment[EnvState, EnvParams]):
             time=state.time + 1,
         )
         physical = self.physical_state(state)
-        success = self.is_success(physical, state.goal, params)
         diff = (physical - state.goal).at[4].set(phys.wrap_angle(physical[4] - state.goal[4]))
-        info = {"physical_state": physical, "success": success}
-        return self.get_obs(state), state, -jnp.linalg.norm(diff), success, info
+        return self.transition(state, -jnp.linalg.norm(diff), params, physical)
 
     def expert_policy(self, key: jax.Array, state: EnvState, params: EnvParams) -> jax.Array:
         """Noisy scripted pusher: (A,) action driving the block towards the goal pose.
@@ -296,24 +277,6 @@ class PushT(environment.Environment[EnvState, EnvParams]):
         uniform = jax.random.uniform(k_rand, (2,), minval=-1.0, maxval=1.0)
         action = jnp.where(jax.random.uniform(k_coin) < _RANDOM_PROB, uniform, action)
         return jnp.clip(action, -1.0, 1.0)
-
-    def random_policy(self, key: jax.Array, state: EnvState, params: EnvParams) -> jax.Array:
-        """Uniform (A,) action in [-1, 1]^2."""
-        return jax.random.uniform(key, (2,), minval=-1.0, maxval=1.0)
-
-    @property
-    def name(self) -> str:
-        return "PushT-v0"
-
-    @property
-    def num_actions(self) -> int:
-        return 2
-
-    def action_space(self, params: EnvParams | None = None) -> spaces.Box:
-        return spaces.Box(-1.0, 1.0, (2,), jnp.float32)
-
-    def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
-        return spaces.Box(0, 255, self.obs_shape, jnp.uint8)
 
 
 def _go_around(agent, target, cog):

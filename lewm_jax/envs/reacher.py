@@ -16,8 +16,9 @@ A two-link planar arm seen from above. The model follows dm_control's ``reacher.
 Physical state, P = 4 (float32): ``[shoulder, wrist, shoulder_vel, wrist_vel]`` (rad, rad/s).
 The goal is a joint configuration with the same layout (zero velocity); only the angles
 count. Success (the paper's ``qpos_match``): every joint within ``success_tol`` = 0.05 rad
-of the goal, wrapped angle difference. Episodes never terminate (as DMC) and truncate at
-``max_steps_in_episode`` (200, the dataset's episode length).
+of the goal, wrapped angle difference. Episodes never terminate (as DMC:
+``terminate_on_success`` is False) and truncate at ``max_steps_in_episode`` (200, the
+dataset's episode length).
 
 Reset (DMC's ``randomize_limited_and_rotational_joints``): shoulder ~ U[-pi, pi], wrist ~
 U[-160, 160] deg, zero velocity; the goal is an independent draw. Frames: the top camera of
@@ -31,9 +32,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from gymnax.environments import environment, spaces
+from gymnax.environments import environment
 
-from lewm_jax.envs import render
+from lewm_jax.envs import base, render
 
 L1, L2, HAND, LINK_RADIUS = 0.12, 0.12, 0.10, 0.01
 GEAR, DAMPING, DT = 0.05, 0.01, 0.02
@@ -115,8 +116,9 @@ class EnvState(environment.EnvState):
 
 
 @struct.dataclass
-class EnvParams(environment.EnvParams):
+class EnvParams(base.EnvParams):
     max_steps_in_episode: int = 200
+    terminate_on_success: bool = False  # as DMC: episodes only truncate
     success_tol: float = 0.05
     expert_kp: float = 3.0  # PD gains of the scripted expert (action per rad, per rad/s)
     expert_kd: float = 0.1
@@ -125,13 +127,15 @@ class EnvParams(environment.EnvParams):
     expert_goal_prob: float = 0.5  # probability that a segment's waypoint is the goal
 
 
-class Reacher(environment.Environment[EnvState, EnvParams]):
+class Reacher(base.PixelEnv):
     """Two-link reacher with uint8 ``(image_size, image_size, 3)`` pixel observations."""
 
+    env_id = "Reacher-v0"
+    probe_targets = ("shoulder", "wrist")
+    angle_targets = ("shoulder", "wrist")
+
     def __init__(self, image_size: int = 64):
-        super().__init__()
-        self.image_size = image_size
-        self.obs_shape = (image_size, image_size, 3)
+        super().__init__(image_size)
         xs, ys, self._edge = render.pixel_grid(image_size, -VIEW, VIEW, y_up=True)
         self._xs, self._ys = xs, ys
         walls = jnp.maximum(jnp.abs(xs), jnp.abs(ys)) - 0.3
@@ -163,34 +167,14 @@ class Reacher(environment.Environment[EnvState, EnvParams]):
             img = render.composite(img, render.coverage(sdf, edge), colour)
         return render.to_uint8(img)
 
-    def render(self, state: EnvState, params: EnvParams | None = None) -> jax.Array:
-        """Current frame, uint8 (H, W, 3)."""
-        return self.render_physical(state.qpos)
-
-    def render_goal(self, state: EnvState, params: EnvParams | None = None) -> jax.Array:
-        """Goal frame, uint8 (H, W, 3): the arm at the goal configuration."""
-        return self.render_physical(state.goal)
-
-    def get_obs(self, state: EnvState, params=None, key=None) -> jax.Array:
-        """Observation hook: the rendered frame."""
-        return self.render(state, params)
-
     def physical_state(self, state: EnvState) -> jax.Array:
         """(P,) = (4,) float32 joint angles and velocities."""
         return jnp.concatenate([state.qpos, state.qvel]).astype(jnp.float32)
-
-    def goal_state(self, state: EnvState) -> jax.Array:
-        """(P,) float32 goal configuration."""
-        return state.goal
 
     def is_success(self, physical_state, goal_state, params: EnvParams) -> jax.Array:
         """Bool (): every joint within ``success_tol`` rad (wrapped) of the goal."""
         err = wrap_angle(physical_state[:2] - goal_state[:2])
         return jnp.all(jnp.abs(err) < params.success_tol)
-
-    def is_terminated(self, state: EnvState, params: EnvParams) -> jax.Array:
-        """Never: Reacher episodes only truncate."""
-        return jnp.array(False)
 
     def reset_to_state(self, key, physical_state, goal_state, params: EnvParams):
         """Starts an episode at a (P,) state with a (P,) goal; returns (obs, state).
@@ -220,11 +204,8 @@ class Reacher(environment.Environment[EnvState, EnvParams]):
         action = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
         qpos, qvel = dynamics(state.qpos, state.qvel, GEAR * action)
         state = state.replace(qpos=qpos, qvel=qvel, time=state.time + 1)
-        physical = self.physical_state(state)
-        success = self.is_success(physical, state.goal, params)
-        info = {"physical_state": physical, "success": success}
         reward = -jnp.linalg.norm(joint_error(qpos, state.goal))
-        return self.get_obs(state), state, reward, jnp.array(False), info
+        return self.transition(state, reward, params)
 
     def expert_policy(self, key: jax.Array, state: EnvState, params: EnvParams) -> jax.Array:
         """Noisy PD controller (A,) towards waypoints that change every ``expert_segment`` steps.
@@ -240,21 +221,3 @@ class Reacher(environment.Environment[EnvState, EnvParams]):
         pd = params.expert_kp * joint_error(state.qpos, waypoint) - params.expert_kd * state.qvel
         noise = params.expert_noise * jax.random.normal(key, (2,))
         return jnp.clip(pd + noise, -1.0, 1.0)
-
-    def random_policy(self, key: jax.Array, state: EnvState, params: EnvParams) -> jax.Array:
-        """Uniform (A,) action in [-1, 1]^2."""
-        return jax.random.uniform(key, (2,), minval=-1.0, maxval=1.0)
-
-    @property
-    def name(self) -> str:
-        return "Reacher-v0"
-
-    @property
-    def num_actions(self) -> int:
-        return 2
-
-    def action_space(self, params: EnvParams | None = None) -> spaces.Box:
-        return spaces.Box(-1.0, 1.0, (2,), jnp.float32)
-
-    def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
-        return spaces.Box(0, 255, self.obs_shape, jnp.uint8)

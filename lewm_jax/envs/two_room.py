@@ -33,9 +33,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from gymnax.environments import environment, spaces
+from gymnax.environments import environment
 
-from lewm_jax.envs import render
+from lewm_jax.envs import base, render
 
 CANVAS = 224
 MARGIN, BORDER_LINE = 14, 4
@@ -58,7 +58,7 @@ class EnvState(environment.EnvState):
 
 
 @struct.dataclass
-class EnvParams(environment.EnvParams):
+class EnvParams(base.EnvParams):
     max_steps_in_episode: int = 100
     speed: float = 5.0
     success_radius: float = 16.0
@@ -122,13 +122,15 @@ def sample_task(key: jax.Array, params: EnvParams) -> tuple[jax.Array, jax.Array
     return agent, targets[pick]
 
 
-class TwoRoom(environment.Environment[EnvState, EnvParams]):
+class TwoRoom(base.PixelEnv):
     """Two-Room with uint8 ``(image_size, image_size, 3)`` pixel observations."""
 
+    env_id = "TwoRoom-v0"
+    probe_targets = ("agent_x", "agent_y")
+    recolourable = True
+
     def __init__(self, image_size: int = 64):
-        super().__init__()
-        self.image_size = image_size
-        self.obs_shape = (image_size, image_size, 3)
+        super().__init__(image_size)
         # Pixel centres in canvas units; at 224 they are the reference's integer grid.
         self._coords = render.pixel_centres(image_size, -0.5, CANVAS - 0.5)
         self._std = np.float32(RADIUS)
@@ -161,35 +163,14 @@ class TwoRoom(environment.Environment[EnvState, EnvParams]):
         band = render.to_uint8(band, truncate=True)
         return render.paste_rows(jnp.asarray(self._background_uint8), band, start)
 
-    def render(self, state: EnvState, params: EnvParams | None = None, colour=None) -> jax.Array:
-        """Current frame, uint8 (H, W, 3); ``colour`` as in :meth:`render_physical`."""
-        return self.render_physical(state.agent_pos, colour)
-
-    def render_goal(self, state: EnvState, params: EnvParams | None = None) -> jax.Array:
-        """Goal frame, uint8 (H, W, 3): the scene with the agent at the target."""
-        return self.render_physical(state.goal)
-
-    def get_obs(self, state: EnvState, params=None, key=None) -> jax.Array:
-        """Observation hook: the rendered frame."""
-        return self.render(state, params)
-
     def physical_state(self, state: EnvState) -> jax.Array:
         """(P,) = (2,) float32 agent position in canvas pixels."""
         return state.agent_pos.astype(jnp.float32)
-
-    def goal_state(self, state: EnvState) -> jax.Array:
-        """(P,) = (2,) float32 target position."""
-        return state.goal.astype(jnp.float32)
 
     def is_success(self, physical_state, goal_state, params: EnvParams) -> jax.Array:
         """Bool (): agent centre within ``params.success_radius`` px of the target."""
         dist = jnp.linalg.norm(physical_state[:2] - goal_state[:2])
         return dist < params.success_radius
-
-    def is_terminated(self, state: EnvState, params: EnvParams) -> jax.Array:
-        """Success, when ``params.terminate_on_success`` (truncation is gymnax's own)."""
-        success = self.is_success(state.agent_pos, state.goal, params)
-        return success & params.terminate_on_success
 
     def reset_to_state(self, key, physical_state, goal_state, params: EnvParams):
         """Starts an episode at a (P,) agent position with a (P,) target; returns (obs, state)."""
@@ -212,11 +193,7 @@ class TwoRoom(environment.Environment[EnvState, EnvParams]):
         action = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
         pos = collide(state.agent_pos, state.agent_pos + params.speed * action)
         state = state.replace(agent_pos=pos, time=state.time + 1)
-        success = self.is_success(pos, state.goal, params)
-        info = {"physical_state": self.physical_state(state), "success": success}
-        reward = -jnp.linalg.norm(pos - state.goal)
-        terminated = success & params.terminate_on_success
-        return self.get_obs(state), state, reward, terminated, info
+        return self.transition(state, -jnp.linalg.norm(pos - state.goal), params)
 
     def expert_policy(self, key: jax.Array, state: EnvState, params: EnvParams) -> jax.Array:
         """Weak expert: (A,) unit direction to the door, then to the target, plus noise.
@@ -235,21 +212,3 @@ class TwoRoom(environment.Environment[EnvState, EnvParams]):
         direction = jnp.where(norm > 1e-8, to / jnp.maximum(norm, 1e-8), 0.0)
         noise = params.expert_noise * jax.random.normal(key, (2,))
         return jnp.clip(direction + noise, -1.0, 1.0)
-
-    def random_policy(self, key: jax.Array, state: EnvState, params: EnvParams) -> jax.Array:
-        """Uniform (A,) action in [-1, 1]^2."""
-        return jax.random.uniform(key, (2,), minval=-1.0, maxval=1.0)
-
-    @property
-    def name(self) -> str:
-        return "TwoRoom-v0"
-
-    @property
-    def num_actions(self) -> int:
-        return 2
-
-    def action_space(self, params: EnvParams | None = None) -> spaces.Box:
-        return spaces.Box(-1.0, 1.0, (2,), jnp.float32)
-
-    def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
-        return spaces.Box(0, 255, self.obs_shape, jnp.uint8)
