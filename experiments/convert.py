@@ -37,9 +37,11 @@ flags.mark_flag_as_required("workdir")
 
 def check_fresh(workdir) -> None:
     """Raises FileExistsError when ``workdir`` already holds a config or checkpoints."""
+    from lewm_jax.training import run_dir
+
     workdir = Path(workdir)
-    ckpts = workdir / "checkpoints"
-    if (workdir / "config.json").exists() or (ckpts.exists() and any(ckpts.iterdir())):
+    ckpts = workdir / run_dir.CHECKPOINT_DIR
+    if (workdir / run_dir.CONFIG_FILE).exists() or (ckpts.exists() and any(ckpts.iterdir())):
         raise FileExistsError(
             f"workdir {str(workdir)!r} already holds a run; refusing to overwrite"
         )
@@ -50,26 +52,26 @@ def write_workdir(workdir, config, variables) -> None:
     import jax
     import jax.numpy as jnp
 
-    from lewm_jax.training import checkpoint
+    from lewm_jax.training import run_dir
     from lewm_jax.training.optim import make_optimizer
     from lewm_jax.training.state import TrainState
 
     check_fresh(workdir)
-    workdir = checkpoint.check_workdir(workdir)
-    ckpts = workdir / "checkpoints"
+    workdir = run_dir.check_workdir(workdir)
     params = jax.tree.map(jnp.asarray, variables["params"])
-    # Same optimizer as planning.evaluate.load_trained builds, so the restore target matches.
-    tx = make_optimizer(config.optim, max(config.total_steps, 1))
+    # The optimizer's state layout does not depend on the step count (see
+    # run_dir.load_run), so one step is enough to match the restore target.
+    tx = make_optimizer(config.optim, 1)
     state = TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
         batch_stats=jax.tree.map(jnp.asarray, variables["batch_stats"]),
         opt_state=tx.init(params),
     )
-    ckpt = checkpoint.Checkpointer(ckpts, keep=config.keep_checkpoints, async_save=False)
+    ckpt = run_dir.checkpointer(workdir, keep=config.keep_checkpoints, async_save=False)
     ckpt.save(0, state)
     ckpt.close()
-    checkpoint.write_config(workdir, config.to_json(indent=2))
+    run_dir.write_config(workdir, config.to_json(indent=2))
 
 
 def import_official(weights, official_config, workdir, base_config, *, frameskip, dtype):
@@ -92,7 +94,7 @@ def import_official(weights, official_config, workdir, base_config, *, frameskip
 def export(workdir, out, *, hf_layout):
     """Writes the reference state dict of ``workdir``'s latest checkpoint; returns a summary."""
     from lewm_jax import convert
-    from lewm_jax.planning.evaluate import load_trained
+    from lewm_jax.training.run_dir import load_run
 
     out = Path(out)
     if out.suffix != ".npz":
@@ -101,7 +103,8 @@ def export(workdir, out, *, hf_layout):
     for path in (out, official):
         if path.exists():
             raise FileExistsError(f"{str(path)!r} exists; refusing to overwrite")
-    config, _, variables = load_trained(workdir)
+    run = load_run(workdir)
+    config, variables = run.config, run.variables
     sd = convert.variables_to_torch_state_dict(variables, config.model, hf_layout=hf_layout)
     out.parent.mkdir(parents=True, exist_ok=True)
     convert.save_state_dict(sd, out)

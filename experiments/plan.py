@@ -51,28 +51,40 @@ def plan_config_from_flags(stored):
     return plan
 
 
+def parse_settings(text: str) -> dict:
+    """``--settings`` as a dict; one-line error naming the flag when it is not a JSON object."""
+    try:
+        settings = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--settings={text!r} is not JSON ({e})") from None
+    if not isinstance(settings, dict):
+        raise ValueError(
+            f"--settings={text!r} must be a JSON object, e.g. '{{\"num_samples\": 100}}'"
+        )
+    return settings
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from lewm_jax.planning.evaluate import evaluate_planning, format_report, load_trained
+    from lewm_jax.planning.evaluate import evaluate_planning, format_report
+    from lewm_jax.planning.registry import check_planner
+    from lewm_jax.training.run_dir import load_run
 
     logging.set_verbosity(logging.WARNING)
 
     try:
         expected = load_config(FLAGS.config) if FLAGS.config else None
-        stored, _, _ = load_trained(FLAGS.workdir, expected)
+        stored = load_run(FLAGS.workdir, expected).config
         plan = plan_config_from_flags(stored)
         names = FLAGS.planners or [FLAGS.planner or plan.planner]
         reports = []
         for name in names:
             one = plan.copy_and_resolve_references()
             one.planner = name
-            if name not in one.settings:
-                raise ValueError(
-                    f"unknown planner {name!r}; expected one of {sorted(one.settings)}"
-                )
+            check_planner(name)
             if FLAGS.settings:
-                one.settings[name].update(json.loads(FLAGS.settings))
+                one.settings[name].update(parse_settings(FLAGS.settings))
             reports.append(evaluate_planning(FLAGS.workdir, one, progress=True))
     except (ValueError, TypeError, OSError, json.JSONDecodeError) as e:
         if FLAGS.traceback:

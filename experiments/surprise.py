@@ -49,25 +49,19 @@ def format_table(report: dict) -> str:
 
 def plot_curves(path, report: dict) -> None:
     """PNG of the mean surprise curve +- sd of each condition, perturbation frame marked."""
-    import matplotlib
+    from lewm_jax.training.reporting import saved_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for kind, curve in report["curves"].items():
-        frames = np.arange(1, curve.shape[1] + 1)  # index t predicts frame t + 1
-        mean, sd = curve.mean(axis=0), curve.std(axis=0, ddof=1)
-        ax.plot(frames, mean, label=kind)
-        ax.fill_between(frames, mean - sd, mean + sd, alpha=0.2)
-    ax.axvline(report["step"], color="k", linestyle="--", linewidth=1, label="perturbation")
-    ax.set_xlabel(f"predicted frame (x{report['frameskip']} env steps)")
-    ax.set_ylabel("surprise (latent MSE)")
-    ax.set_title(f"{report['env']}: surprise over {report['episodes']} episodes")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with saved_figure(path, figsize=(6, 3.5)) as (_, ax):
+        for kind, curve in report["curves"].items():
+            frames = np.arange(1, curve.shape[1] + 1)  # index t predicts frame t + 1
+            mean, sd = curve.mean(axis=0), curve.std(axis=0, ddof=1)
+            ax.plot(frames, mean, label=kind)
+            ax.fill_between(frames, mean - sd, mean + sd, alpha=0.2)
+        ax.axvline(report["step"], color="k", linestyle="--", linewidth=1, label="perturbation")
+        ax.set_xlabel(f"predicted frame (x{report['frameskip']} env steps)")
+        ax.set_ylabel("surprise (latent MSE)")
+        ax.set_title(f"{report['env']}: surprise over {report['episodes']} episodes")
+        ax.legend()
 
 
 def main(argv):
@@ -77,15 +71,15 @@ def main(argv):
 
     from lewm_jax.analysis.surprise import run_surprise
     from lewm_jax.data import datasets
-    from lewm_jax.data.episodes import action_stats
-    from lewm_jax.planning.evaluate import load_trained
+    from lewm_jax.training.run_dir import load_run
 
     logging.set_verbosity(logging.WARNING)
     try:
         colour = parse_rgb(FLAGS.colour, flag="--colour")
-        config, model, variables = load_trained(FLAGS.workdir)
+        run = load_run(FLAGS.workdir)
+        config, model, variables = run.config, run.model, run.variables
         # Actions are z-scored with the training data's statistics, as in planning.
-        mean, std = action_stats(datasets.load_episodes(config.data, config.seed).actions)
+        mean, std = run.action_stats
         k_data, k_teleport = jax.random.split(jax.random.key(FLAGS.seed))
         env, env_params, episodes = datasets.fresh_expert_episodes(
             config.data, k_data, FLAGS.episodes, full_length=True

@@ -15,7 +15,7 @@ without it). Arrays here are host NumPy: state dicts map key -> array, variables
 ``{"params", "batch_stats"}`` pytrees of float32 arrays.
 """
 
-import json
+import zipfile
 from pathlib import Path
 
 import jax
@@ -23,6 +23,7 @@ import ml_collections
 import numpy as np
 
 from lewm_jax.models.vit import VIT_SIZES, decode_variant
+from lewm_jax.training.run_dir import read_json
 
 TORCH_HINT = "pip install -e '.[torch]' --extra-index-url https://download.pytorch.org/whl/cpu"
 # HF ViT sizes of stable_pretraining's vit_hf: (width, depth, heads); MLP is 4 x width.
@@ -407,8 +408,12 @@ def import_torch():
 def load_state_dict(path) -> dict:
     """Reads a state dict from ``.pt`` (PyTorch, tensors only) or ``.npz`` into NumPy."""
     if Path(path).suffix == ".npz":
-        with np.load(path) as f:
-            return {k: f[k] for k in f.files}
+        try:
+            with np.load(path) as f:
+                return {k: f[k] for k in f.files}
+        except (ValueError, EOFError, zipfile.BadZipFile) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ValueError(f"{str(path)!r} is not a .npz state dict: {first[:200]}") from None
     torch = import_torch()
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
@@ -438,7 +443,8 @@ def load_official(weights_path, config_path, *, frameskip: int = 5) -> tuple[dic
         ``(overrides, variables)``: our config overrides (see :func:`config_from_official`)
         and the converted ``{"params", "batch_stats"}``.
     """
-    overrides = config_from_official(json.loads(Path(config_path).read_text()), frameskip=frameskip)
+    config_json = read_json(config_path, "official config")
+    overrides = config_from_official(config_json, frameskip=frameskip)
     data = overrides["data"]
     variables = torch_state_dict_to_variables(
         load_state_dict(weights_path),

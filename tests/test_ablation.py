@@ -15,7 +15,8 @@ from lewm_jax.analysis import ablation
 from lewm_jax.data import datasets
 from lewm_jax.data.clips import ClipSource
 from lewm_jax.models import build_model
-from lewm_jax.training import checkpoint, objectives, reporting, sharding
+from lewm_jax.training import checkpoint, objectives, run_dir, sharding
+from lewm_jax.training import step as step_lib
 from lewm_jax.training.optim import make_optimizer
 from lewm_jax.training.state import init_train_state
 from lewm_jax.training.step import make_train_step
@@ -83,7 +84,7 @@ def test_every_objective_trains_sharded_with_finite_metrics(setup, case):
 
     # ... and gets no gradient through the targets it provides.
     def loss_of_target(target_params):
-        target = step._ema_targets(
+        target = step_lib._ema_targets(
             model, state.replace(target_params=target_params), batch["pixels"], train=True
         )
         return losses.prediction_loss(jnp.zeros_like(target), target)
@@ -157,9 +158,9 @@ def test_old_checkpoints_and_configs_stay_compatible(setup, tmp_path):
     # An old config (no loss.ema_target) matches a default one but not an EMA one.
     stored = json.loads(config.to_json())
     del stored["loss"]["ema_target"], stored["loss"]["regularizer"]
-    assert checkpoint.config_mismatch(stored, config.to_dict()) == []
+    assert run_dir.config_mismatch(stored, config.to_dict()) == []
     ema = ablation.derive_config(config, {"loss.ema_target": True})
-    assert checkpoint.config_mismatch(stored, ema.to_dict()) == ["loss.ema_target"]
+    assert run_dir.config_mismatch(stored, ema.to_dict()) == ["loss.ema_target"]
 
 
 def _fake_train(calls):
@@ -167,10 +168,10 @@ def _fake_train(calls):
 
     def train_fn(config, workdir):
         calls.append(workdir)
-        workdir = checkpoint.check_workdir(workdir)
-        checkpoint.write_config(workdir, config.to_json())
+        workdir = run_dir.check_workdir(workdir)
+        run_dir.write_config(workdir, config.to_json())
         lam = config.loss.sigreg_weight
-        log = reporting.MetricsLog(workdir)
+        log = run_dir.MetricsLog(workdir)
         log.write([{"step": s, "pred_loss": 1.0 / s, "z_rank": 3.0 + lam + s} for s in (1, 2)])
         log.write([{"step": 2, "val_pred_loss": 0.4}])
         return {}

@@ -18,7 +18,7 @@ import pytest
 from experiments.configs.lewm import get_config
 from lewm_jax import convert
 from lewm_jax.models import build_model
-from lewm_jax.planning.evaluate import load_trained
+from lewm_jax.training.run_dir import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_PYTHON = os.environ.get("LEWM_TORCH_PYTHON")
@@ -233,7 +233,8 @@ def test_cli_import_writes_a_loadable_workdir_and_export_restores_the_state_dict
     done = _cli(*args, "--config=experiments/configs/lewm.py:test")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "converted" in done.stdout
-    stored, _, restored = load_trained(workdir, config=_config("test"))
+    run = load_run(workdir, config=_config("test"))
+    stored, restored = run.config, run.variables
     assert stored.model.encoder == "Mu/8"
     _assert_same_tree(restored, variables)
     again = _cli(*args)

@@ -18,8 +18,8 @@ import pytest
 
 from experiments.configs.lewm import get_config
 from lewm_jax.data.clips import ClipSource
-from lewm_jax.training import checkpoint
-from lewm_jax.training.reporting import METRICS_FILE
+from lewm_jax.training import checkpoint, run_dir
+from lewm_jax.training.run_dir import METRICS_FILE
 from lewm_jax.training.train import train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +112,7 @@ def test_workdir_that_is_a_file_or_on_a_full_disk_fails_before_training(tmp_path
 
     monkeypatch.setattr(Path, "write_text", full)
     with pytest.raises(PermissionError, match="No space left on device"):
-        checkpoint.check_workdir(tmp_path / "run")
+        run_dir.check_workdir(tmp_path / "run")
 
 
 def _record_batches(monkeypatch) -> list:

@@ -15,6 +15,9 @@ import math
 import time
 from pathlib import Path
 
+from lewm_jax.training import run_dir
+from lewm_jax.training.reporting import saved_figure
+
 RUNS = {
     "pred_only": {"loss.regularizer": "none"},
     "sigreg": {"loss.regularizer": "sigreg"},
@@ -71,14 +74,6 @@ def select_runs(names: list[str] | None) -> list[str]:
     if unknown:
         raise ValueError(f"unknown ablation runs {unknown}; expected names from {list(RUNS)}")
     return list(names)
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    """Rows of ``<run_dir>/metrics.jsonl`` (read-only)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
 def _final(rows: list[dict], key: str) -> float:
@@ -176,32 +171,24 @@ def format_markdown(table: list[dict]) -> str:
 
 def plot_runs(curves: dict[str, list[dict]], path) -> None:
     """2x2 PNG of every run's training pred loss, effective rank, z std and mean cosine."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     keys = [
         ("pred_loss", "prediction loss"),
         ("z_rank", "effective rank of z"),
         ("z_std", "mean per-dim std of z"),
         ("mean_cosine", "mean cosine similarity of z"),
     ]
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
-    for ax, (key, title) in zip(axes.flat, keys, strict=True):
-        for i, (name, rows) in enumerate(curves.items()):
-            pts = [(r["step"], r[key]) for r in rows if key in r and math.isfinite(r[key])]
-            if pts:
-                xs, ys = zip(*pts, strict=True)
-                style = "--" if name.startswith("lam") else "-"
-                ax.plot(xs, ys, style, color=f"C{i % 10}", label=name)
-        ax.set_xlabel("step")
-        ax.set_title(title)
-    axes[0, 0].set_yscale("log")
-    axes[0, 0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with saved_figure(path, nrows=2, ncols=2, figsize=(13, 9)) as (_, axes):
+        for ax, (key, title) in zip(axes.flat, keys, strict=True):
+            for i, (name, rows) in enumerate(curves.items()):
+                pts = [(r["step"], r[key]) for r in rows if key in r and math.isfinite(r[key])]
+                if pts:
+                    xs, ys = zip(*pts, strict=True)
+                    style = "--" if name.startswith("lam") else "-"
+                    ax.plot(xs, ys, style, color=f"C{i % 10}", label=name)
+            ax.set_xlabel("step")
+            ax.set_title(title)
+        axes[0, 0].set_yscale("log")
+        axes[0, 0].legend(fontsize=8)
 
 
 def run_ablation(base_config, workdir, runs=None, *, train_fn=None, plan_fn=None, progress=True):
@@ -232,7 +219,7 @@ def run_ablation(base_config, workdir, runs=None, *, train_fn=None, plan_fn=None
         if progress:
             print(f"ablation: {name}: {RUNS[name]}", flush=True)
         record = _run_one(name, config, workdir / name, train_fn, plan_fn, progress)
-        curves[name] = read_metrics(workdir / name)
+        curves[name] = run_dir.read_metrics(workdir / name)
         table.append(summarize(record, curves[name]))
     (workdir / "ablation.md").write_text(format_markdown(table))
     with (workdir / "ablation.csv").open("w", newline="") as f:

@@ -16,7 +16,7 @@ import threading
 
 import numpy as np
 
-from lewm_jax.data.episodes import Episodes, action_stats, clip_starts
+from lewm_jax.data.episodes import Episodes, action_blocks, action_stats, clip_starts
 
 
 class ClipSource:
@@ -104,11 +104,10 @@ class ClipSource:
         t, k = self.num_frames, self.frameskip
         frames = starts[:, None] + k * np.arange(t)
         steps = starts[:, None] + np.arange(t * k)
-        actions = (self.episodes.actions[steps] - self.action_mean) / self.action_std
-        actions = np.nan_to_num(actions.astype(np.float32), nan=0.0)
+        actions = self.episodes.actions[steps]
         return {
             "pixels": self.episodes.pixels[frames],
-            "actions": actions.reshape(len(starts), t, k * self.episodes.action_dim),
+            "actions": action_blocks(actions, self.action_mean, self.action_std, k),
         }
 
     def batch(self, step: int) -> dict[str, np.ndarray]:

@@ -55,6 +55,22 @@ def action_stats(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.maximum(std, 1e-6)
 
 
+def action_blocks(actions, mean, std, frameskip: int) -> np.ndarray:
+    """Raw actions ``(..., T * k, A)`` -> model-ready action blocks ``(..., T, k * A)`` float32.
+
+    The one normalisation of actions, shared by training clips and analysis: per-dimension
+    z-score with the training data's ``mean``/``std`` ``(A,)``, NaN (no action after an
+    episode's last frame) set to 0, then each block of k = ``frameskip`` consecutive actions
+    flattened.
+    """
+    actions = np.asarray(actions)
+    *lead, steps, a = actions.shape
+    if frameskip < 1 or steps % frameskip:
+        raise ValueError(f"{steps} actions do not split into blocks of frameskip {frameskip}")
+    z = np.nan_to_num(((actions - mean) / std).astype(np.float32), nan=0.0)
+    return z.reshape(*lead, steps // frameskip, frameskip * a)
+
+
 def clip_starts(ep_offset, ep_len, span: int) -> np.ndarray:
     """Global start steps of every clip that fits ``span`` steps inside its episode ``(C,)``."""
     starts = [

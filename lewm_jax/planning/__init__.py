@@ -8,13 +8,15 @@ from lewm_jax.planning.cem import cem
 from lewm_jax.planning.cost import COSTS, all_steps_cost, make_latent_cost, terminal_cost
 from lewm_jax.planning.gradient import gradient_planner
 from lewm_jax.planning.mppi import mppi
-from lewm_jax.planning.pixels import PLANNERS, make_pixel_planner
+from lewm_jax.planning.pixels import make_pixel_planner
+from lewm_jax.planning.registry import PLANNERS, check_planner
 
 __all__ = [
     "COSTS",
     "PLANNERS",
     "all_steps_cost",
     "cem",
+    "check_planner",
     "gradient_planner",
     "make_latent_cost",
     "make_pixel_planner",

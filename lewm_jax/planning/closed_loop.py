@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lewm_jax.data.episodes import Episodes
-from lewm_jax.planning import PLANNERS, make_latent_cost
+from lewm_jax.planning.cost import make_latent_cost
+from lewm_jax.planning.registry import PLANNERS, check_planner
 
 
 def sample_eval_episodes(episodes: Episodes, num: int, *, offset: int, seed: int) -> tuple:
@@ -87,8 +88,7 @@ def make_closed_loop(
         frameskip: raw actions per block.
     """
     check_protocol(budget=budget, horizon=horizon, receding=receding, frameskip=frameskip)
-    if planner not in PLANNERS:
-        raise ValueError(f"unknown planner {planner!r}; expected one of {sorted(PLANNERS)}")
+    check_planner(planner, planner_settings)
     solve = functools.partial(PLANNERS[planner], **(planner_settings or {}))
     mean = jnp.asarray(action_mean, jnp.float32)
     std = jnp.asarray(action_std, jnp.float32)

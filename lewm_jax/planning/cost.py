@@ -47,6 +47,12 @@ def all_steps_cost(pred: jax.Array, z_goal: jax.Array) -> jax.Array:
 COSTS = {"terminal": terminal_cost, "all_steps": all_steps_cost}
 
 
+def check_cost(name: str) -> None:
+    """One-line error unless ``name`` is a key of ``COSTS``."""
+    if name not in COSTS:
+        raise ValueError(f"unknown cost {name!r}; expected one of {sorted(COSTS)}")
+
+
 def make_latent_cost(
     model, variables, z_init, z_goal, *, context_actions=None, cost="terminal", rollout=None
 ):
@@ -61,8 +67,7 @@ def make_latent_cost(
         cost: ``"terminal"`` (the paper's) or ``"all_steps"``, see ``COSTS``.
         rollout: rollout function (default the exact KV-cached ``rollout_cached``).
     """
-    if cost not in COSTS:
-        raise ValueError(f"unknown cost {cost!r}; expected one of {sorted(COSTS)}")
+    check_cost(cost)
     if z_init.ndim not in (1, 2) or z_init.shape[-1:] != z_goal.shape:
         raise ValueError(
             f"z_init must have shape (D,) or (T0, D) and z_goal (D,), got "

@@ -6,67 +6,41 @@ time), ``planning_<planner>.gif`` (a few episodes: observation beside goal) and
 Shape letters: E episodes, P physical state, H/W pixels.
 """
 
-import functools
 import json
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
 
 from lewm_jax.data import datasets
-from lewm_jax.data.episodes import action_stats
-from lewm_jax.models import build_model
 from lewm_jax.planning import closed_loop
-from lewm_jax.training import checkpoint
-from lewm_jax.training.optim import make_optimizer
-from lewm_jax.training.state import init_train_state
+from lewm_jax.planning.cost import check_cost
+from lewm_jax.planning.registry import check_planner
+from lewm_jax.training import run_dir
+from lewm_jax.training.reporting import saved_figure
 
 
-def load_trained(workdir: str | Path, config=None):
-    """``(config, model, variables)`` of the latest checkpoint in ``workdir``.
+def check_planning_config(plan_config, *, frameskip: int) -> None:
+    """One-line errors for a ``config.planning`` section that cannot run.
 
-    Args:
-        workdir: a training run's directory.
-        config: the run's config; when given it must match the stored one (model, data).
+    Checks the planner and cost names, the setting names of every planner listed under
+    ``settings``, the protocol (budget, horizon, receding) and the episode counts.
     """
-    import ml_collections
-
-    workdir = Path(workdir)
-    ckpt_dir = workdir / "checkpoints"
-    if not workdir.is_dir():
-        raise FileNotFoundError(f"workdir {str(workdir)!r} does not exist")
-    stored = checkpoint.read_config(workdir)
-    if stored is None:
-        raise FileNotFoundError(f"workdir {str(workdir)!r} has no {checkpoint.CONFIG_FILE}")
-    if config is not None:
-        diffs = checkpoint.config_mismatch(stored, config.to_dict())
-        if diffs:
-            raise ValueError(
-                f"checkpoint in {str(workdir)!r} belongs to a different config ({', '.join(diffs)})"
-            )
-    config = ml_collections.ConfigDict(stored)
-    ckpt = checkpoint.Checkpointer(ckpt_dir, async_save=False)
-    if ckpt.latest_step() is None:
-        raise FileNotFoundError(f"workdir {str(workdir)!r} holds no checkpoint")
-    model = build_model(config.model, image_size=config.data.image_size)
-    tx = make_optimizer(config.optim, max(config.total_steps, 1))
-    d = config.data
-    sample = {
-        "pixels": jax.ShapeDtypeStruct((1, d.num_frames, d.image_size, d.image_size, 3), np.uint8),
-        "actions": jax.ShapeDtypeStruct((1, d.num_frames, d.frameskip * d.action_dim), np.float32),
-    }
-    # Configs written before loss.ema_target existed have no EMA target params.
-    ema_target = config.loss.get("ema_target", False)
-    abstract = jax.eval_shape(
-        functools.partial(init_train_state, model, tx, ema_target=ema_target),
-        jax.random.key(0),
-        sample,
+    for name, settings in plan_config.settings.items():
+        check_planner(name, settings)
+    check_planner(plan_config.planner)
+    check_cost(plan_config.cost)
+    closed_loop.check_protocol(
+        budget=plan_config.budget,
+        horizon=plan_config.horizon,
+        receding=plan_config.receding,
+        frameskip=frameskip,
     )
-    state = ckpt.restore(abstract)
-    ckpt.close()
-    # EMA-target runs plan with the online params: the predictor was trained on them.
-    return config, model, {"params": state.params, "batch_stats": state.batch_stats}
+    for name, low in (("num_episodes", 1), ("dataset_episodes", 1), ("offset", 1)):
+        if plan_config[name] < low:
+            raise ValueError(f"planning.{name} must be >= {low}, got {plan_config[name]}")
+    if plan_config.gif_episodes < 0:
+        raise ValueError(f"planning.gif_episodes must be >= 0, got {plan_config.gif_episodes}")
 
 
 def evaluate_planning(workdir, plan_config, *, config=None, progress: bool = True) -> dict:
@@ -82,10 +56,11 @@ def evaluate_planning(workdir, plan_config, *, config=None, progress: bool = Tru
     Returns:
         The report dict (also written as JSON).
     """
-    config, model, variables = load_trained(workdir, config)
+    trained = run_dir.load_run(workdir, config)
+    config, model, variables = trained.config, trained.model, trained.variables
+    check_planning_config(plan_config, frameskip=config.data.frameskip)
+    mean, std = trained.action_stats
     env, env_params = datasets.make_env(config.data)
-    train_eps = datasets.load_episodes(config.data, config.seed)
-    mean, std = action_stats(train_eps.actions)
     # Held-out episodes from another seed: starts and goals the model never trained on.
     eval_eps = datasets.load_episodes(
         config.data, plan_config.seed, num_episodes=plan_config.dataset_episodes
@@ -139,17 +114,16 @@ def evaluate_planning(workdir, plan_config, *, config=None, progress: bool = Tru
         "s_per_plan_batched": wall / (n * num_plans),
         "device": jax.devices()[0].device_kind,
     }
-    workdir = Path(workdir)
-    stem = workdir / f"planning_{plan_config.planner}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    stem = f"planning_{plan_config.planner}"
+    run_dir.report_path(workdir, stem, ".json").write_text(json.dumps(report, indent=2))
     write_gif(
-        stem.with_suffix(".gif"),
+        run_dir.report_path(workdir, stem, ".gif"),
         out["frames"],
         eval_eps.pixels[goal],
         out["success"],
         plan_config.gif_episodes,
     )
-    plot_outcomes(stem.with_suffix(".png"), out, report, plan_config.budget)
+    plot_outcomes(run_dir.report_path(workdir, stem, ".png"), out, report, plan_config.budget)
     if progress:
         print(format_report([report]), flush=True)
     return report
@@ -191,23 +165,15 @@ def write_gif(path, frames, goals, success, num: int, fps: int = 10) -> None:
 
 def plot_outcomes(path, out: dict, report: dict, budget: int) -> None:
     """PNG summary: cumulative success against env steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     first = np.where(out["success"], out["first_success"], budget + 1)
     steps = np.arange(budget + 1)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(steps, [(first <= s).mean() for s in steps])
-    ax.set_xlabel("env step")
-    ax.set_ylabel("fraction solved")
-    ax.set_ylim(0, 1)
-    lo, hi = report["ci95"]
-    ax.set_title(
-        f"{report['planner']} on {report['env']}: {100 * report['success_rate']:.0f} % "
-        f"[{100 * lo:.0f}, {100 * hi:.0f}]"
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with saved_figure(path) as (_, ax):
+        ax.plot(steps, [(first <= s).mean() for s in steps])
+        ax.set_xlabel("env step")
+        ax.set_ylabel("fraction solved")
+        ax.set_ylim(0, 1)
+        lo, hi = report["ci95"]
+        ax.set_title(
+            f"{report['planner']} on {report['env']}: {100 * report['success_rate']:.0f} % "
+            f"[{100 * lo:.0f}, {100 * hi:.0f}]"
+        )

@@ -8,12 +8,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from lewm_jax.planning.cem import cem
 from lewm_jax.planning.cost import make_latent_cost
-from lewm_jax.planning.gradient import gradient_planner
-from lewm_jax.planning.mppi import mppi
-
-PLANNERS = {"cem": cem, "gradient": gradient_planner, "mppi": mppi}
+from lewm_jax.planning.registry import PLANNERS, check_planner
 
 
 def check_frame(frame: jax.Array, side: int, name: str) -> None:
@@ -43,8 +39,7 @@ def make_pixel_planner(
         rollout: rollout function (default ``lewm_jax.planning.rollout.rollout_cached``).
         **settings: keyword settings of the planner, e.g. ``num_samples=300``.
     """
-    if planner not in PLANNERS:
-        raise ValueError(f"unknown planner {planner!r}; expected one of {sorted(PLANNERS)}")
+    check_planner(planner, settings)
     solve = functools.partial(PLANNERS[planner], **settings)
 
     @jax.jit

@@ -1,80 +1,16 @@
-"""Orbax checkpoints of the whole TrainState, with the run config beside them.
+"""Orbax checkpoints of the whole TrainState.
 
-Layout of a workdir: ``config.json`` (the config that made the run) and
-``checkpoints/<step>/`` (keep-N, written asynchronously; orbax finalises a step
-directory only when it is complete, so a run killed mid-save leaves the previous
-checkpoints intact).
+A :class:`Checkpointer` keeps ``<directory>/<step>/`` (keep-N, written asynchronously; orbax
+finalises a step directory only when it is complete, so a run killed mid-save leaves the
+previous checkpoints intact). Where the directory sits in a run is ``run_dir``'s to say.
 """
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 
 import jax
 import orbax.checkpoint as ocp
-
-CONFIG_FILE = "config.json"
-# Fields outside the compared sections that change the TrainState's layout, and their
-# values in configs written before the fields existed.
-STATE_FIELDS = {"loss.ema_target": False}
-
-
-def check_workdir(workdir: str | os.PathLike) -> Path:
-    """Creates ``workdir`` if needed and fails early with one line if it is not writable."""
-    path = Path(workdir)
-    if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"workdir {str(path)!r} exists and is not a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write_probe"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise PermissionError(f"workdir {str(path)!r} is not writable: {e.strerror}") from None
-    return path
-
-
-def read_config(workdir: str | os.PathLike) -> dict | None:
-    """The config dict stored in ``workdir``, or None if there is none."""
-    path = Path(workdir) / CONFIG_FILE
-    if not path.exists():
-        return None
-    return json.loads(path.read_text())
-
-
-def write_config(workdir: str | os.PathLike, config_json: str) -> None:
-    """Writes ``config.json`` atomically (a crash never leaves a half-written file)."""
-    path = Path(workdir) / CONFIG_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(config_json)
-    os.replace(tmp, path)
-
-
-def config_mismatch(stored: dict, current: dict, sections=("model", "data")) -> list[str]:
-    """Dotted keys under ``sections`` or in ``STATE_FIELDS`` that differ between two configs."""
-
-    def flat(d, prefix=""):
-        out = {}
-        for k, v in d.items():
-            if isinstance(v, dict):
-                out.update(flat(v, f"{prefix}{k}."))
-            else:
-                out[f"{prefix}{k}"] = v
-        return out
-
-    diffs = []
-    for s in sections:
-        a, b = flat(stored.get(s, {}), f"{s}."), flat(current.get(s, {}), f"{s}.")
-        diffs += [k for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
-
-    def get(d, dotted, default):
-        for name in dotted.split("."):
-            d = d.get(name, default) if isinstance(d, dict) else default
-        return d
-
-    diffs += [k for k, v in STATE_FIELDS.items() if get(stored, k, v) != get(current, k, v)]
-    return diffs
 
 
 def _present(state):

@@ -45,3 +45,20 @@ def make_optimizer(optim_config, total_steps: int) -> optax.GradientTransformati
         )
     )
     return optax.chain(*chain)
+
+
+def check_optim_config(optim_config) -> None:
+    """One-line errors for ``config.optim`` values AdamW or the schedule cannot use."""
+    c = optim_config
+    checks = (
+        ("lr", c.lr > 0, "> 0"),
+        ("weight_decay", c.weight_decay >= 0, ">= 0"),
+        ("b1", 0 <= c.b1 < 1, "in [0, 1)"),
+        ("b2", 0 <= c.b2 < 1, "in [0, 1)"),
+        ("eps", c.eps > 0, "> 0"),
+        ("grad_clip", c.grad_clip >= 0, ">= 0 (0 = off)"),
+        ("warmup_fraction", 0 <= c.warmup_fraction < 1, "in [0, 1)"),
+    )
+    for name, ok, expected in checks:
+        if not ok:
+            raise ValueError(f"optim.{name} must be {expected}, got {c[name]}")

@@ -1,5 +1,6 @@
 """The training state: one pytree holding everything a step reads and writes."""
 
+import functools
 from typing import Any
 
 import flax
@@ -56,3 +57,23 @@ def init_train_state(
         # A copy, not an alias: the train step donates the state's buffers.
         target_params=jax.tree.map(jnp.copy, params) if ema_target else None,
     )
+
+
+def abstract_train_state(model, config) -> TrainState:
+    """Shapes and dtypes (``jax.ShapeDtypeStruct``) of the TrainState a run of ``config`` has.
+
+    The restore target of a run's checkpoints: nothing is allocated. The optimizer's state
+    layout does not depend on the number of steps, so one step is assumed.
+    """
+    from lewm_jax.training.optim import make_optimizer
+
+    d = config.data
+    sample = {
+        "pixels": jax.ShapeDtypeStruct((1, d.num_frames, d.image_size, d.image_size, 3), jnp.uint8),
+        "actions": jax.ShapeDtypeStruct((1, d.num_frames, d.frameskip * d.action_dim), jnp.float32),
+    }
+    tx = make_optimizer(config.optim, 1)
+    # Configs written before loss.ema_target existed have no EMA target params.
+    ema_target = config.loss.get("ema_target", False)
+    init = functools.partial(init_train_state, model, tx, ema_target=ema_target)
+    return jax.eval_shape(init, jax.random.key(0), sample)

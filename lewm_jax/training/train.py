@@ -18,47 +18,12 @@ from tqdm import tqdm
 
 from lewm_jax.data import datasets
 from lewm_jax.data.clips import ClipSource
-from lewm_jax.data.episodes import Episodes
 from lewm_jax.models import build_model
-from lewm_jax.models.vit import decode_variant
-from lewm_jax.training import checkpoint, objectives, reporting, sharding
+from lewm_jax.training import reporting, run_dir, sharding
 from lewm_jax.training.optim import make_optimizer
 from lewm_jax.training.state import init_train_state
 from lewm_jax.training.step import make_eval_step, make_train_step
-
-
-def validate_config(config) -> None:
-    """One-line errors for inconsistent configs, before any work is done."""
-    patch = decode_variant(config.model.encoder)["patch_size"]
-    if config.data.image_size % patch:
-        raise ValueError(
-            f"data.image_size {config.data.image_size} is not a multiple of the patch size "
-            f"{patch} of model.encoder {config.model.encoder!r}"
-        )
-    if config.data.num_frames < config.model.history + 1:
-        raise ValueError(
-            f"data.num_frames {config.data.num_frames} must be >= model.history + 1 = "
-            f"{config.model.history + 1}"
-        )
-    for name in ("batch_size", "log_every", "eval_every", "checkpoint_every"):
-        if config[name] < 1:
-            raise ValueError(f"{name} must be >= 1, got {config[name]}")
-    objectives.check_loss_config(config.loss)
-
-
-def check_episodes(episodes: Episodes, data_config) -> None:
-    """Checks the dataset against ``config.data`` (frame shape, dtype, action dim)."""
-    size = data_config.image_size
-    if episodes.pixels.shape[1:] != (size, size, 3):
-        raise ValueError(
-            f"dataset frames have shape {episodes.pixels.shape[1:]}, expected "
-            f"({size}, {size}, 3) from data.image_size"
-        )
-    if episodes.action_dim != data_config.action_dim:
-        raise ValueError(
-            f"dataset actions have dimension {episodes.action_dim}, but data.action_dim is "
-            f"{data_config.action_dim}"
-        )
+from lewm_jax.validate import validate_config
 
 
 def _restore_or_init(config, workdir: Path, ckpt, init, sample, abstract):
@@ -69,7 +34,7 @@ def _restore_or_init(config, workdir: Path, ckpt, init, sample, abstract):
             print(f"lewm_jax: warning: {line}", flush=True)
         return state, f"resumed from step {step}"
     if config.init_from:
-        src = checkpoint.Checkpointer(Path(config.init_from) / "checkpoints", async_save=False)
+        src = run_dir.checkpointer(config.init_from, async_save=False)
         if src.latest_step() is None:
             raise FileNotFoundError(f"init_from {config.init_from!r} holds no checkpoint")
         # Only params and BatchNorm statistics are taken, whatever the source's loss was.
@@ -129,16 +94,16 @@ def train_and_evaluate(config, workdir: str) -> dict:
     validate_config(config)
     mesh = sharding.make_mesh()
     sharding.check_batch_size(config.batch_size, mesh)
-    stored = checkpoint.read_config(workdir) if Path(workdir).is_dir() else None
+    stored = run_dir.read_config(workdir) if Path(workdir).is_dir() else None
     if stored is not None:
-        diffs = checkpoint.config_mismatch(stored, config.to_dict())
+        diffs = run_dir.config_mismatch(stored, config.to_dict())
         if diffs:
             raise ValueError(
                 f"workdir {workdir!r} holds a run with a different config ({', '.join(diffs)}); "
                 "use a new workdir"
             )
     episodes = datasets.load_episodes(config.data, config.seed)
-    check_episodes(episodes, config.data)
+    datasets.check_episodes(episodes, config.data)
     src_args = dict(
         batch_size=config.batch_size,
         num_frames=config.data.num_frames,
@@ -167,13 +132,16 @@ def train_and_evaluate(config, workdir: str) -> dict:
         lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl), abstract
     )
 
-    workdir = checkpoint.check_workdir(workdir)
-    ckpt = checkpoint.Checkpointer(
-        workdir / "checkpoints", keep=config.keep_checkpoints, async_save=config.async_checkpoints
+    workdir = run_dir.check_workdir(workdir)
+    ckpt = run_dir.checkpointer(
+        workdir, keep=config.keep_checkpoints, async_save=config.async_checkpoints
     )
     state, origin = _restore_or_init(config, workdir, ckpt, init, sample, abstract)
     if stored is None:
-        checkpoint.write_config(workdir, config.to_json(indent=2))
+        run_dir.write_config(workdir, config.to_json(indent=2))
+    # Planning and analysis de-normalise actions with exactly these statistics.
+    if run_dir.read_action_stats(workdir) is None:
+        run_dir.write_action_stats(workdir, train_src.action_mean, train_src.action_std)
 
     train_step = jax.jit(
         make_train_step(model, tx, config.loss),
@@ -186,7 +154,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     train_key, eval_key = jax.random.fold_in(base_key, 1), jax.random.fold_in(base_key, 2)
 
     start = int(jax.device_get(state.step))
-    log = reporting.MetricsLog(workdir, resume_step=start)
+    log = run_dir.MetricsLog(workdir, resume_step=start)
     is_main = jax.process_index() == 0
     if is_main:
         print(
@@ -230,7 +198,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     ckpt.close()
     steps_run = int(jax.device_get(state.step)) - start
     if is_main:
-        reporting.plot_curves(log.read(), workdir / reporting.CURVES_FILE, title=str(workdir))
+        reporting.plot_curves(log.read(), workdir / run_dir.CURVES_FILE, title=str(workdir))
     return {
         **last,
         **val,

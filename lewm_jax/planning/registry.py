@@ -1,0 +1,30 @@
+"""The planners by name, and the one check of a planner name and its settings.
+
+Every planner is a pure ``planner(key, cost_fn, init_mean, init_std, **settings) ->
+(plan (H, A), info)``; ``settings`` are its keyword-only arguments.
+"""
+
+import inspect
+
+from lewm_jax.planning.cem import cem
+from lewm_jax.planning.gradient import gradient_planner
+from lewm_jax.planning.mppi import mppi
+
+PLANNERS = {"cem": cem, "gradient": gradient_planner, "mppi": mppi}
+
+
+def check_planner(name: str, settings: dict | None = None) -> None:
+    """One-line errors for an unknown planner or a setting it does not take.
+
+    Args:
+        name: a key of ``PLANNERS``.
+        settings: keyword settings meant for it (only their names are checked here; each
+            planner checks the values it is called with).
+    """
+    if name not in PLANNERS:
+        raise ValueError(f"unknown planner {name!r}; expected one of {sorted(PLANNERS)}")
+    params = inspect.signature(PLANNERS[name]).parameters
+    allowed = sorted(k for k, p in params.items() if p.kind is p.KEYWORD_ONLY)
+    unknown = sorted(set(settings or {}) - set(allowed))
+    if unknown:
+        raise ValueError(f"planner {name!r} has no settings {unknown}; expected some of {allowed}")

@@ -1,0 +1,53 @@
+"""The one config check: every section is checked before training writes anything."""
+
+import pytest
+
+from experiments.configs.lewm import get_config
+from lewm_jax.training.train import train_and_evaluate
+from lewm_jax.validate import validate_config
+
+
+def _with(**overrides):
+    config = get_config("test").copy_and_resolve_references()
+    with config.unlocked():
+        for dotted, value in overrides.items():
+            *path, name = dotted.split(".")
+            node = config
+            for p in path:
+                node = node[p]
+            node[name] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"planning.planner": "beam"}, r"unknown planner 'beam'; expected one of \['cem'"),
+        ({"planning.cost": "max"}, r"unknown cost 'max'; expected one of \['all_steps'"),
+        ({"planning.settings.cem": {"num_samples": 8, "iters": 3}}, r"no settings \['iters'\]"),
+        ({"planning.settings.beam": {}}, "unknown planner 'beam'"),
+        ({"planning.horizon": 5}, "exceeds the budget"),
+        ({"planning.num_episodes": 0}, "planning.num_episodes must be >= 1"),
+        ({"planning.enabled": True}, "has no environment"),
+        ({"model.encoder": "Mu/7"}, "multiple of the patch size 7"),
+        ({"model.dropout": 1.0}, r"model.dropout must be in \[0, 1\)"),
+        ({"optim.lr": 0.0}, "optim.lr must be > 0"),
+        ({"loss.regularizer": "nope"}, "loss.regularizer 'nope'"),
+        ({"data.num_frames": 2}, "data.num_frames 2 must be >= model.history"),
+        ({"keep_checkpoints": 0}, "keep_checkpoints must be >= 1"),
+    ],
+)
+def test_bad_sections_fail_before_training_writes_anything(tmp_path, overrides, message):
+    config = _with(**overrides)
+    with pytest.raises(ValueError, match=message) as err:
+        validate_config(config)
+    assert "\n" not in str(err.value)
+    workdir = tmp_path / "run"
+    with pytest.raises(ValueError, match=message):
+        train_and_evaluate(config, str(workdir))
+    assert not workdir.exists()
+
+
+def test_shipped_configs_are_valid():
+    for arg in ("paper", "cpu", "ablation", "test", "cpu,env=push_t", "cpu,env=reacher"):
+        validate_config(get_config(arg))
