@@ -256,6 +256,18 @@ def test_cli_import_writes_a_loadable_workdir_and_export_restores_the_state_dict
     assert again.returncode != 0 and "refusing to overwrite" in again.stderr
 
 
+def test_cli_names_the_file_that_is_not_json(small, tmp_path):
+    config, _, sd = small
+    weights, official = _write_release(config, sd, tmp_path)
+    official.write_bytes(b"\xab\xcd not json")
+    workdir = tmp_path / "run"
+    done = _cli(f"--weights={weights}", f"--official_config={official}", f"--workdir={workdir}")
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"official config {str(official)!r} is not a JSON file" in lines[0]
+    assert not workdir.exists()
+
+
 def _torch_reference(*args):
     cmd = [TORCH_PYTHON, str(ROOT / "tests" / "torch_reference.py"), *map(str, args)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
