@@ -50,4 +50,4 @@ def validate_config(config) -> None:
     check_optim_config(config.optim)
     check_planning_config(config.planning, frameskip=config.data.frameskip)
     if config.planning.enabled:
-        datasets.make_env(config.data)  # raises when the dataset has no environment
+        datasets.env_name(config.data)  # raises when the dataset has no environment

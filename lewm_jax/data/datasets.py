@@ -75,6 +75,15 @@ def dataset_names() -> tuple[str, ...]:
     return (*envs.dataset_names(), *DATASETS)
 
 
+def _source(name: str):
+    """The builder of dataset ``name``, or a one-line error naming the known ones."""
+    if name in DATASETS:
+        return DATASETS[name]
+    if name in ENVS:  # looked up now, so an env registered after import is found
+        return _collected(ENVS[name])
+    raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(dataset_names())}")
+
+
 def load_episodes(data_config, seed: int, num_episodes: int | None = None) -> Episodes:
     """Builds or loads the episodes named by ``data_config.name``.
 
@@ -83,26 +92,26 @@ def load_episodes(data_config, seed: int, num_episodes: int | None = None) -> Ep
         seed: seed of generated datasets.
         num_episodes: override of ``data_config.num_episodes``.
     """
-    name = data_config.name
-    if name in DATASETS:
-        build = DATASETS[name]
-    elif name in ENVS:  # looked up now, so an env registered after import is found
-        build = _collected(ENVS[name])
-    else:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(dataset_names())}")
+    build = _source(data_config.name)
     n = data_config.num_episodes if num_episodes is None else num_episodes
     return build(data_config, jax.random.key(seed), n)
 
 
-def make_env(data_config):
-    """``(env, env_params)`` of the environment behind ``data_config.name``."""
-    env_name = data_config.get("env") or ENVS.get(data_config.name)
-    if env_name is None:
+def env_name(data_config) -> str:
+    """The registered environment behind ``config.data`` (``data.env``, else the one that
+    made ``data.name``); a one-line error when the dataset has none."""
+    name = data_config.get("env") or ENVS.get(data_config.name)
+    if name is None:
         raise ValueError(
             f"dataset {data_config.name!r} has no environment (to plan, probe or perturb in); "
             f"set data.env to one of {sorted(envs.env_ids())}"
         )
-    return envs.make(env_name, image_size=data_config.image_size)
+    return name
+
+
+def make_env(data_config):
+    """``(env, env_params)`` of the environment behind ``data_config.name``."""
+    return envs.make(env_name(data_config), image_size=data_config.image_size)
 
 
 def fresh_expert_episodes(data_config, key, num_episodes: int, *, full_length: bool = False):
@@ -143,8 +152,7 @@ _POSITIVE = ("image_size", "action_dim", "frameskip", "num_frames", "num_episode
 def check_data_config(data_config) -> None:
     """One-line errors for a ``config.data`` section that cannot make clips."""
     name = data_config.name
-    if name not in DATASETS and name not in ENVS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(dataset_names())}")
+    _source(name)
     for field in _POSITIVE:
         if data_config[field] < 1:
             raise ValueError(f"data.{field} must be >= 1, got {data_config[field]}")
