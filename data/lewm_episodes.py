@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from lewm_jax import envs
+from lewm_jax.data.stores import action_rows, resize_frames
 
 # Dataset name -> env id: a live view of the registry, so a registered env can be built.
 ENVS = envs.DATASET_ENV_IDS
@@ -145,8 +146,11 @@ def read_episodes(config: EpisodesConfig, data_dir: str):
     out dataset raises a one-line ValueError naming the file and the field (or the record,
     when the file is too damaged to get at its fields).
     """
-    from lewm_jax.data.episodes import Episodes
+    return TFDSStore(config, data_dir).to_episodes()
 
+
+def _prepared(config: EpisodesConfig, data_dir: str) -> LewmEpisodes:
+    """The builder of a dataset that is built and laid out as ``config`` says."""
     b = builder(config, data_dir)
     if not b.is_prepared():
         raise FileNotFoundError(
@@ -155,16 +159,7 @@ def read_episodes(config: EpisodesConfig, data_dir: str):
             f"--episodes={config.num_episodes} --data_dir={data_dir}"
         )
     _check_stored_features(b)
-    eps = _read_records(b, "train")
-    eps.sort(key=lambda e: int(e["episode_idx"]))
-    lens = np.array([len(e["step_idx"]) for e in eps], np.int64)
-    return Episodes(
-        pixels=np.concatenate([e["pixels"] for e in eps]),
-        actions=np.concatenate([e["action"] for e in eps]),
-        ep_offset=np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64),
-        ep_len=lens,
-        state=np.concatenate([e["state"] for e in eps]),
-    )
+    return b
 
 
 def _spec(feature) -> str:
@@ -193,27 +188,43 @@ def _check_stored_features(b: LewmEpisodes) -> None:
             )
 
 
-def _read_records(b: LewmEpisodes, split: str) -> list[dict]:
-    """Decodes every record of ``split`` field by field, naming the shard file on failure."""
-    from tensorflow_datasets.core import example_parser
+class _Records:
+    """Random access to the episode records of one split, decoded field by field.
 
-    info = b.info.splits[split]
-    files = [str(f) for f in info.filepaths]
-    shard_of = np.repeat(np.arange(len(files)), info.shard_lengths)
-    features = b.info.features
-    parser = example_parser.ExampleParserNp(features.get_serialized_info())
-    source = b.as_data_source(split=split)
-    eps = []
-    for i in range(len(source)):
-        where = f"{files[shard_of[i]]}: episode record {i}"
+    Every failure names the shard file and the record (and the field, when the record
+    parses). Picklable: the data source reopens in each process.
+    """
+
+    def __init__(self, b: LewmEpisodes, split: str):
+        info = b.info.splits[split]
+        self.files = [str(f) for f in info.filepaths]
+        self.shard_of = np.repeat(np.arange(len(self.files)), info.shard_lengths)
+        self.features = b.info.features
+        self.b, self.split, self._source, self._parser = b, split, None, None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_source": None, "_parser": None}
+
+    def __len__(self) -> int:
+        return len(self.shard_of)
+
+    def decode(self, i: int, names) -> dict:
+        """Fields ``names`` of record ``i`` as numpy arrays."""
+        from tensorflow_datasets.core import example_parser
+
+        if self._source is None:
+            self._source = self.b.as_data_source(split=self.split).data_source
+            self._parser = example_parser.ExampleParserNp(self.features.get_serialized_info())
+        where = f"{self.files[self.shard_of[i]]}: episode record {i}"
         try:
-            parsed = parser.parse_example(source.data_source[i])
+            parsed = self._parser.parse_example(self._source[i])
         except Exception as e:  # array_record/riegeli and protobuf errors have no common base
             raise ValueError(
                 f"{where} is unreadable ({_first_line(e)}); the file is truncated or corrupt"
             ) from None
         ep = {}
-        for name, feature in features.items():
+        for name in names:
+            feature = self.features[name]
             if parsed.get(name) is None:
                 raise ValueError(
                     f"{where} has no field {name!r} (expected {_spec(feature)}); the file is "
@@ -226,11 +237,69 @@ def _read_records(b: LewmEpisodes, split: str) -> list[dict]:
                     f"{where}: field {name!r} does not decode as {_spec(feature)} "
                     f"({_first_line(e)})"
                 ) from None
-        for name in ("action", "state", "step_idx"):
-            if len(ep[name]) != len(ep["pixels"]):
+        for name in set(names) & {"action", "state", "pixels"}:
+            if len(ep[name]) != len(ep.get("step_idx", ep[name])):
                 raise ValueError(
-                    f"{where}: field {name!r} has {len(ep[name])} rows, 'pixels' has "
-                    f"{len(ep['pixels'])}"
+                    f"{where}: field {name!r} has {len(ep[name])} rows, 'step_idx' has "
+                    f"{len(ep['step_idx'])}"
                 )
-        eps.append(ep)
-    return eps
+        return ep
+
+
+class TFDSStore:
+    """A :class:`~lewm_jax.data.stores.ClipStore` over a built dataset, read on demand.
+
+    Opening makes one pass over the records decoding only their small fields (index,
+    actions), which gives the episode table; a clip then decodes the pixels of its one
+    episode record (TFDS stores one record per episode). Frames are resized on the fly.
+
+    Args:
+        config: the dataset's builder config.
+        data_dir: where it was built.
+        image_size: frame side of the clips (None: the stored size).
+    """
+
+    def __init__(self, config: EpisodesConfig, data_dir: str, *, image_size: int | None = None):
+        b = _prepared(config, data_dir)
+        self.records = _Records(b, "train")
+        index, lens, actions = [], [], []
+        for i in range(len(self.records)):
+            ep = self.records.decode(i, ["episode_idx", "step_idx", "action"])
+            index.append(int(ep["episode_idx"]))
+            lens.append(len(ep["step_idx"]))
+            actions.append(ep["action"])
+        order = np.argsort(index, kind="stable")
+        self.record_of = order  # episode e (in episode_idx order) lives in record order[e]
+        self.ep_len = np.asarray(lens, np.int64)[order]
+        self.ep_offset = np.concatenate([[0], np.cumsum(self.ep_len)[:-1]]).astype(np.int64)
+        self.actions = np.concatenate([actions[i] for i in order]).astype(np.float32)
+        self.action_dim = self.actions.shape[1]
+        self.size = image_size or config.image_size
+        self.frame_shape = (self.size, self.size, 3)
+
+    def read_clips(self, starts, num_frames, frameskip):
+        starts = np.asarray(starts, np.int64)
+        episode = np.searchsorted(self.ep_offset, starts, side="right") - 1
+        pixels = np.empty((len(starts), num_frames, *self.frame_shape), np.uint8)
+        for i, (s, e) in enumerate(zip(starts.tolist(), episode.tolist(), strict=True)):
+            frames = self.records.decode(int(self.record_of[e]), ["step_idx", "pixels"])["pixels"]
+            local = s - self.ep_offset[e] + frameskip * np.arange(num_frames)
+            pixels[i] = resize_frames(frames[local], self.size)
+        return pixels, self.actions[action_rows(starts, num_frames, frameskip)]
+
+    def action_chunks(self):
+        yield self.actions
+
+    def to_episodes(self, max_episodes: int | None = None):
+        from lewm_jax.data.episodes import Episodes
+
+        kept = self.record_of[:max_episodes]
+        eps = [self.records.decode(int(i), list(self.records.features)) for i in kept]
+        lens = self.ep_len[: len(kept)]
+        return Episodes(
+            pixels=np.concatenate([resize_frames(e["pixels"], self.size) for e in eps]),
+            actions=np.concatenate([e["action"] for e in eps]),
+            ep_offset=self.ep_offset[: len(kept)].copy(),
+            ep_len=lens.copy(),
+            state=np.concatenate([e["state"] for e in eps]),
+        )

@@ -99,7 +99,7 @@ def test_hosts_get_disjoint_slices_of_the_global_batch():
 
 def test_errors_in_the_loader_thread_reach_the_consumer():
     src = ClipSource(_episodes(), batch_size=4, seed=0, train_fraction=1.0)
-    src.episodes = None  # breaks gather inside the worker thread
+    src.store = None  # breaks gather inside grain's reader thread
     with pytest.raises(AttributeError):
         next(src.iterate(0))
 

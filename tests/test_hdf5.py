@@ -1,12 +1,15 @@
 """The stable-worldmodel HDF5 layout: reading, resizing, round trip and bad files."""
 
+import pickle
+
 import h5py
 import numpy as np
 import pytest
 
 from lewm_jax.data.clips import ClipSource
 from lewm_jax.data.episodes import Episodes
-from lewm_jax.data.hdf5 import load_hdf5, resize_frames, write_hdf5
+from lewm_jax.data.hdf5 import HDF5Store, load_hdf5, write_hdf5
+from lewm_jax.data.stores import resize_frames
 
 
 def _official_file(path, lens=(30, 22), size=24, index_name="episode_idx"):
@@ -39,14 +42,43 @@ def test_reads_the_official_layout_and_feeds_clips(tmp_path):
     assert batch["pixels"].shape == (4, 4, 16, 16, 3) and batch["actions"].shape == (4, 4, 10)
 
 
-def test_max_episodes_cache_and_proprio(tmp_path):
+def test_max_episodes_and_proprio(tmp_path):
     path = _official_file(tmp_path / "d.h5", index_name="ep_idx")
-    eps = load_hdf5(
-        path, max_episodes=1, state_field="proprio", cache=tmp_path / "px.npy", image_size=24
-    )
+    eps = load_hdf5(path, max_episodes=1, state_field="proprio", image_size=24)
     assert eps.pixels.shape[0] == 30 and eps.state.shape == (30, 4)
-    assert isinstance(eps.pixels, np.memmap)
-    np.testing.assert_array_equal(np.load(tmp_path / "px.npy"), eps.pixels)
+
+
+@pytest.mark.parametrize("compression", [None, "blosc"])
+def test_streamed_clips_equal_clips_from_memory(tmp_path, compression):
+    """The store reads clips on demand (resized on the fly) exactly as loading everything."""
+    write_hdf5(
+        tmp_path / "s.h5", load_hdf5(_official_file(tmp_path / "a.h5")), compression=compression
+    )
+    store = HDF5Store(tmp_path / "s.h5", image_size=16)
+    assert store.frame_shape == (16, 16, 3) and store.action_dim == 2
+    memory = load_hdf5(tmp_path / "s.h5", image_size=16)
+    args = dict(batch_size=4, seed=5, train_fraction=1.0)
+    streamed, loaded = ClipSource(store, **args), ClipSource(memory, **args)
+    np.testing.assert_allclose(streamed.action_mean, loaded.action_mean, rtol=1e-6)
+    np.testing.assert_allclose(streamed.action_std, loaded.action_std, rtol=1e-6)
+    for step in (0, 3):
+        a, b = streamed.batch(step), loaded.batch(step)
+        np.testing.assert_array_equal(a["pixels"], b["pixels"])
+        np.testing.assert_allclose(a["actions"], b["actions"], atol=1e-6)
+    again = pickle.loads(pickle.dumps(store))  # what a grain worker process receives
+    np.testing.assert_array_equal(
+        again.read_clips(np.array([7]), 4, 5)[0], store.read_clips(np.array([7]), 4, 5)[0]
+    )
+
+
+def test_grain_workers_deliver_the_batches_in_step_order(tmp_path):
+    path = _official_file(tmp_path / "w.h5", lens=(60, 50), size=16)
+    src = ClipSource(HDF5Store(path), batch_size=4, seed=2, train_fraction=1.0)
+    it = src.iterate(3, 8, num_workers=2)
+    got = list(it)
+    assert [s for s, _ in got] == [3, 4, 5, 6, 7]
+    for step, batch in got:
+        np.testing.assert_array_equal(batch["pixels"], src.batch(step)["pixels"])
 
 
 def test_write_then_read_round_trip(tmp_path):
@@ -97,7 +129,7 @@ def test_inconsistent_step_index_and_bad_pixels(tmp_path):
     path = _official_file(tmp_path / "d.h5")
     with h5py.File(path, "a") as f:
         f["step_idx"][5] = 99
-    with pytest.raises(ValueError, match="'step_idx' is 99 at kept row 5, expected 5"):
+    with pytest.raises(ValueError, match=r"'step_idx' is 99 at row 5 \(step 5 of episode 0"):
         load_hdf5(path)
     with h5py.File(path, "a") as f:
         del f["pixels"]
@@ -113,3 +145,51 @@ def test_corrupt_and_missing_files(tmp_path):
     (tmp_path / "cut.h5").write_bytes(good[: len(good) // 3])
     with pytest.raises(OSError, match="cut.h5"):
         load_hdf5(tmp_path / "cut.h5")
+
+
+def _hdf5_config(path, **data):
+    from experiments.configs.lewm import get_config
+
+    config = get_config("test").unlock()
+    config.data.update(name="hdf5", path=str(path), **data)
+    config.planning.enabled = False
+    config.total_steps = 2
+    return config.lock()
+
+
+def test_training_streams_the_file_through_grain_workers(tmp_path):
+    """A 24 px file trained at 32 px: clips read on demand by a worker process, resized."""
+    from lewm_jax.data.episodes import action_stats
+    from lewm_jax.training import run_dir
+    from lewm_jax.training.train import train_and_evaluate
+
+    path = _official_file(tmp_path / "d.h5", lens=(60, 60, 60))
+    summary = train_and_evaluate(_hdf5_config(path, num_workers=1), str(tmp_path / "run"))
+    assert summary["steps_run"] == 2
+    with h5py.File(path) as f:
+        want = action_stats(f["action"][:])
+    got = run_dir.read_action_stats(tmp_path / "run")
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("problem", ["missing", "not_hdf5", "action_dim"])
+def test_bad_dataset_files_fail_in_one_line_before_the_workdir_is_made(tmp_path, problem):
+    from lewm_jax.training.train import train_and_evaluate
+
+    path = tmp_path / "d.h5"
+    if problem == "not_hdf5":
+        path.write_text("not an HDF5 file\n")
+    elif problem == "action_dim":
+        _official_file(path)
+    match = {
+        "missing": "does not exist",
+        "not_hdf5": "not a readable HDF5 file",
+        "action_dim": "dataset actions have dimension 2, but data.action_dim is 3",
+    }[problem]
+    with pytest.raises((ValueError, OSError), match=match) as e:
+        train_and_evaluate(_hdf5_config(path, action_dim=3), str(tmp_path / "run"))
+    message = str(e.value)
+    assert len(message.splitlines()) == 1
+    assert problem == "action_dim" or str(path) in message  # names the file
+    assert not (tmp_path / "run").exists()

@@ -43,40 +43,44 @@ def _collected(env_name):
     return build
 
 
-def _hdf5(data_config, key, num_episodes) -> Episodes:
-    from lewm_jax.data.hdf5 import load_hdf5
+def _hdf5(data_config):
+    from lewm_jax.data.hdf5 import HDF5Store
 
-    del key
-    return load_hdf5(
-        data_config.path, image_size=data_config.image_size, max_episodes=num_episodes or None
-    )
+    return HDF5Store(data_config.path, image_size=data_config.image_size)
 
 
-def _tfds(data_config, key, num_episodes) -> Episodes:
-    from data.lewm_episodes import make_config, read_episodes
+def _tfds(data_config):
+    from data.lewm_episodes import TFDSStore, make_config
 
-    del key
     short = {v: k for k, v in ENVS.items()}.get(data_config.env)
     if short is None:
         raise ValueError(
             f"data.env {data_config.env!r} must name the environment of a tfds dataset, one of "
             f"{sorted(envs.env_ids())}"
         )
-    config = make_config(short, data_config.image_size, num_episodes, data_config.episode_len)
-    return read_episodes(config, data_config.path)
+    config = make_config(
+        short, data_config.image_size, data_config.num_episodes, data_config.episode_len
+    )
+    return TFDSStore(config, data_config.path, image_size=data_config.image_size)
 
 
-# Datasets that no registered environment makes; each registered env adds its own.
-DATASETS = {"moving_dot": _moving_dot, "hdf5": _hdf5, "tfds": _tfds}
+# Datasets read from files, streamed clip by clip: name -> data_config -> ClipStore.
+FILE_DATASETS = {"hdf5": _hdf5, "tfds": _tfds}
+
+# Datasets generated in memory that no registered environment makes (each env adds its own).
+DATASETS = {"moving_dot": _moving_dot}
 
 
 def dataset_names() -> tuple[str, ...]:
     """Every name ``config.data.name`` may take: registered envs' datasets, then the others."""
-    return (*envs.dataset_names(), *DATASETS)
+    return (*envs.dataset_names(), *DATASETS, *FILE_DATASETS)
 
 
 def _source(name: str):
-    """The builder of dataset ``name``, or a one-line error naming the known ones."""
+    """The builder of generated dataset ``name`` (None for a file dataset), or a one-line
+    error naming the known ones."""
+    if name in FILE_DATASETS:
+        return None
     if name in DATASETS:
         return DATASETS[name]
     if name in ENVS:  # looked up now, so an env registered after import is found
@@ -84,15 +88,30 @@ def _source(name: str):
     raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(dataset_names())}")
 
 
+def open_store(data_config, seed: int):
+    """The clip store of ``config.data``: files are streamed (:class:`HDF5Store`, TFDS),
+    generated datasets are built in memory (:class:`MemoryStore`), deterministic in ``seed``.
+    """
+    from lewm_jax.data.stores import MemoryStore
+
+    build = _source(data_config.name)
+    if build is None:
+        return FILE_DATASETS[data_config.name](data_config)
+    return MemoryStore(build(data_config, jax.random.key(seed), data_config.num_episodes))
+
+
 def load_episodes(data_config, seed: int, num_episodes: int | None = None) -> Episodes:
-    """Builds or loads the episodes named by ``data_config.name``.
+    """Builds or loads the episodes named by ``data_config.name`` into memory.
 
     Args:
         data_config: ``config.data`` (read-only).
         seed: seed of generated datasets.
-        num_episodes: override of ``data_config.num_episodes``.
+        num_episodes: override of ``data_config.num_episodes`` (generated datasets; a file
+            dataset keeps its first ``num_episodes`` episodes when given).
     """
     build = _source(data_config.name)
+    if build is None:
+        return FILE_DATASETS[data_config.name](data_config).to_episodes(num_episodes)
     n = data_config.num_episodes if num_episodes is None else num_episodes
     return build(data_config, jax.random.key(seed), n)
 
@@ -156,6 +175,11 @@ def check_data_config(data_config) -> None:
     for field in _POSITIVE:
         if data_config[field] < 1:
             raise ValueError(f"data.{field} must be >= 1, got {data_config[field]}")
+    if data_config.num_workers < 0 or data_config.prefetch < 1:
+        raise ValueError(
+            f"data.num_workers must be >= 0 and data.prefetch >= 1, got "
+            f"{data_config.num_workers} and {data_config.prefetch}"
+        )
     if not 0.0 < data_config.train_fraction <= 1.0:
         raise ValueError(f"data.train_fraction must be in (0, 1], got {data_config.train_fraction}")
     if name in ("hdf5", "tfds") and not data_config.path:
@@ -166,16 +190,16 @@ def check_data_config(data_config) -> None:
         )
 
 
-def check_episodes(episodes: Episodes, data_config) -> None:
-    """Checks a loaded dataset against ``config.data`` (frame shape, action dim)."""
+def check_store(store, data_config) -> None:
+    """Checks an opened dataset against ``config.data`` (frame shape, action dim)."""
     size = data_config.image_size
-    if episodes.pixels.shape[1:] != (size, size, 3):
+    if tuple(store.frame_shape) != (size, size, 3):
         raise ValueError(
-            f"dataset frames have shape {episodes.pixels.shape[1:]}, expected "
+            f"dataset frames have shape {tuple(store.frame_shape)}, expected "
             f"({size}, {size}, 3) from data.image_size"
         )
-    if episodes.action_dim != data_config.action_dim:
+    if store.action_dim != data_config.action_dim:
         raise ValueError(
-            f"dataset actions have dimension {episodes.action_dim}, but data.action_dim is "
+            f"dataset actions have dimension {store.action_dim}, but data.action_dim is "
             f"{data_config.action_dim}"
         )

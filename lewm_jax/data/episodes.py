@@ -48,11 +48,41 @@ class Episodes:
         return self.actions.shape[1]
 
 
-def action_stats(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dimension mean and std of raw actions ``(N, A)``, ignoring NaN; std floored at 1e-6."""
-    mean = np.nanmean(actions, axis=0).astype(np.float32)
-    std = np.nanstd(actions, axis=0).astype(np.float32)
-    return mean, np.maximum(std, 1e-6)
+def action_stats(actions) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and std of raw actions, ignoring NaN; std floored at 1e-6.
+
+    Args:
+        actions: ``(N, A)`` array, or an iterable of ``(n, A)`` chunks (one streaming pass
+            over a column too large for memory; chunks are merged with Chan et al.'s
+            pairwise update in float64, so the result does not depend on the chunking).
+
+    Returns:
+        ``(mean, std)``, each ``(A,)`` float32.
+    """
+    chunks = [actions] if isinstance(actions, np.ndarray) else actions
+    count = mean = m2 = None
+    for chunk in chunks:
+        x = np.asarray(chunk, np.float64)
+        if x.ndim != 2:
+            raise ValueError(f"actions must be (N, A) chunks, got shape {x.shape}")
+        valid = ~np.isnan(x)
+        n = valid.sum(0)
+        s = np.where(valid, x, 0.0).sum(0)
+        mu = np.divide(s, n, out=np.zeros_like(s), where=n > 0)
+        c2 = np.where(valid, (x - mu) ** 2, 0.0).sum(0)
+        if count is None:
+            count, mean, m2 = n, mu, c2
+            continue
+        total = count + n
+        delta = mu - mean
+        w = np.divide(n, total, out=np.zeros_like(mu), where=total > 0)
+        mean = mean + delta * w
+        m2 = m2 + c2 + delta**2 * count * w
+        count = total
+    if count is None or not np.all(count > 0):
+        raise ValueError("action statistics need at least one non-NaN value per dimension")
+    std = np.sqrt(m2 / count)
+    return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
 
 
 def action_blocks(actions, mean, std, frameskip: int) -> np.ndarray:

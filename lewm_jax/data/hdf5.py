@@ -7,8 +7,9 @@ The official files (``$STABLEWM_HOME/<name>.h5``, e.g. ``pusht_expert_train.h5``
 ``ep_idx`` or ``episode_idx`` and ``step_idx`` ``(N,)``. Columns are Blosc-compressed;
 reading them needs the optional ``hdf5plugin`` package (``pip install hdf5plugin``).
 
-Frames are resized to the model's image size in chunks (area-averaging antialiased
-bilinear), optionally into a ``.npy`` memory map so datasets larger than memory work.
+:class:`HDF5Store` reads clips on demand (random access to chunks, Blosc included; no
+copy and no cache file), resizing frames to the model's image size on the fly;
+:func:`load_hdf5` reads a whole (small) file into memory for analysis.
 Shape letters: N steps, E episodes, H/W pixels, A action dim, P state dim.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from lewm_jax.data.episodes import Episodes
+from lewm_jax.data.stores import resize_frames
 
 try:  # registers the Blosc filter with h5py when installed
     import hdf5plugin  # noqa: F401
@@ -67,116 +69,184 @@ def _check_layout(f, path: str) -> tuple[int, int]:
     return n, f["ep_len"].shape[0]
 
 
-def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """Antialiased bilinear resize of uint8 ``(N, H, W, 3)`` to ``(N, size, size, 3)``."""
-    if frames.shape[1:3] == (size, size):
-        return frames
-    import jax
-    import jax.numpy as jnp
+class HDF5Store:
+    """A :class:`~lewm_jax.data.stores.ClipStore` reading an official HDF5 file on demand.
 
-    out = jax.image.resize(
-        jnp.asarray(frames, jnp.float32), (len(frames), size, size, 3), "linear", antialias=True
-    )
-    return np.asarray(jnp.clip(jnp.round(out), 0, 255).astype(jnp.uint8))
-
-
-def load_hdf5(
-    path: str | os.PathLike,
-    *,
-    image_size: int | None = None,
-    max_episodes: int | None = None,
-    state_field: str = "state",
-    cache: str | os.PathLike | None = None,
-    chunk: int = 2048,
-) -> Episodes:
-    """Loads an official stable-worldmodel HDF5 file as :class:`Episodes`.
+    Opening validates the layout and reads only the episode table (and ``step_idx``);
+    every clip is then two strided reads (its T frames, its T * k actions), so memory does
+    not grow with the file. Each process opens its own handle on first use, so the store
+    can be pickled into loader workers.
 
     Args:
         path: the ``.h5`` file.
-        image_size: resize frames to this side (None keeps the stored size).
+        image_size: resize frames to this side on the fly (None keeps the stored size).
         max_episodes: keep only the first E episodes (by ``ep_offset`` order).
         state_field: column used as the physical state (``state`` or ``proprio``), if present.
-        cache: optional ``.npy`` path for the (resized) pixels as a memory map.
-        chunk: frames resized per call.
-
-    Returns:
-        Episodes with re-based offsets over the kept episodes.
+        chunk: rows per read of :meth:`action_chunks` and :meth:`to_episodes`.
     """
-    path = str(path)
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"dataset file {path!r} does not exist")
-    h5py = _h5py()
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise OSError(f"{path}: not a readable HDF5 file ({e})") from None
-    with f:
-        n, e = _check_layout(f, path)
-        ep_len = _read(f, path, "ep_len").astype(np.int64)
-        ep_offset = _read(f, path, "ep_offset").astype(np.int64)
-        if np.any(ep_offset + ep_len > n) or np.any(ep_len < 0):
-            bad = int(np.argmax((ep_offset + ep_len > n) | (ep_len < 0)))
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        image_size: int | None = None,
+        max_episodes: int | None = None,
+        state_field: str = "state",
+        chunk: int = 2048,
+    ):
+        self.path, self.state_field, self.chunk = str(path), state_field, chunk
+        if not Path(self.path).is_file():
+            raise FileNotFoundError(f"dataset file {self.path!r} does not exist")
+        self._file, self._pid = None, None
+        f = self._h5()
+        n, e = _check_layout(f, self.path)
+        ep_len = _read(f, self.path, "ep_len").astype(np.int64)
+        ep_offset = _read(f, self.path, "ep_offset").astype(np.int64)
+        if np.any(ep_offset + ep_len > n) or np.any(ep_len < 0) or np.any(ep_offset < 0):
+            bad = int(np.argmax((ep_offset + ep_len > n) | (ep_len < 0) | (ep_offset < 0)))
             raise ValueError(
-                f"{path}: episode {bad} (ep_offset {ep_offset[bad]}, ep_len {ep_len[bad]}) "
-                f"runs past the {n} stored steps (truncated file?)"
+                f"{self.path}: episode {bad} (ep_offset {ep_offset[bad]}, ep_len "
+                f"{ep_len[bad]}) runs past the {n} stored steps (truncated file?)"
             )
-        order = np.argsort(ep_offset)[: max_episodes or e]
-        ep_offset, ep_len = ep_offset[order], ep_len[order]
-        keep = np.concatenate([np.arange(o, o + m) for o, m in zip(ep_offset, ep_len, strict=True)])
-        _check_indices(f, path, keep, ep_len)
+        order = np.argsort(ep_offset, kind="stable")[: max_episodes or e]
+        self.ep_offset, self.ep_len = ep_offset[order], ep_len[order]
+        _check_indices(f, self.path, self.ep_offset, self.ep_len)
         h, w = f["pixels"].shape[1:3]
-        size = image_size or h
         if image_size is None and h != w:
-            raise ValueError(f"{path}: frames are {h}x{w}; pass image_size to make them square")
-        shape = (len(keep), size, size, 3)
-        pixels = (
-            np.lib.format.open_memmap(cache, mode="w+", dtype=np.uint8, shape=shape)
-            if cache
-            else np.empty(shape, np.uint8)
-        )
-        for i in range(0, len(keep), chunk):
-            rows = keep[i : i + chunk]
-            pixels[i : i + len(rows)] = resize_frames(_read(f, path, "pixels", _runs(rows)), size)
-        actions = _read(f, path, "action")[keep].astype(np.float32)
-        state = (
-            _read(f, path, state_field)[keep].astype(np.float32).reshape(len(keep), -1)
-            if state_field in f
-            else None
-        )
-    new_offset = np.concatenate([[0], np.cumsum(ep_len)[:-1]]).astype(np.int64)
-    return Episodes(pixels, actions, new_offset, ep_len, state)
+            raise ValueError(f"{self.path}: frames are {h}x{w}; set image_size to make them square")
+        self.size = image_size or h
+        self.frame_shape = (self.size, self.size, 3)
+        self.action_dim = int(np.prod(f["action"].shape[1:]))
+
+    def _h5(self):
+        """This process's handle (h5py handles do not survive pickling or fork)."""
+        if self._file is None or self._pid != os.getpid():
+            try:
+                self._file = _h5py().File(self.path, "r")
+            except OSError as e:
+                raise OSError(f"{self.path}: not a readable HDF5 file ({e})") from None
+            self._pid = os.getpid()
+        return self._file
+
+    def __getstate__(self):
+        return {**self.__dict__, "_file": None, "_pid": None}
+
+    def read_clips(self, starts, num_frames, frameskip):
+        f, t, k = self._h5(), num_frames, frameskip
+        pixels = np.empty((len(starts), t, *self.frame_shape), np.uint8)
+        actions = np.empty((len(starts), t * k, self.action_dim), np.float32)
+        for i, s in enumerate(np.asarray(starts, np.int64).tolist()):
+            # One strided hyperslab per column: only the chunks holding the clip are read.
+            frames = _read(f, self.path, "pixels", slice(s, s + (t - 1) * k + 1, k))
+            pixels[i] = resize_frames(frames, self.size)
+            raw = _read(f, self.path, "action", slice(s, s + t * k))
+            actions[i] = raw.reshape(t * k, self.action_dim)
+        return pixels, actions
+
+    def _kept_runs(self, max_episodes: int | None = None):
+        """Row slices of the (first ``max_episodes``) kept episodes, in chunks."""
+        kept = slice(0, max_episodes)
+        for off, n in zip(self.ep_offset[kept].tolist(), self.ep_len[kept].tolist(), strict=True):
+            for i in range(off, off + n, self.chunk):
+                yield slice(i, min(i + self.chunk, off + n))
+
+    def action_chunks(self):
+        f = self._h5()
+        for rows in _merged(self._kept_runs(), self.chunk):
+            yield _read(f, self.path, "action", rows).reshape(-1, self.action_dim)
+
+    def to_episodes(self, max_episodes: int | None = None) -> Episodes:
+        """The first ``max_episodes`` (default all) kept episodes in memory, offsets re-based
+        (small files and analysis only)."""
+        ep_len = self.ep_len[:max_episodes]
+        f, total = self._h5(), int(ep_len.sum())
+        pixels = np.empty((total, *self.frame_shape), np.uint8)
+        actions = np.empty((total, self.action_dim), np.float32)
+        has_state = self.state_field in f
+        states, i = [], 0
+        for rows in _merged(self._kept_runs(max_episodes), self.chunk):
+            m = rows.stop - rows.start
+            pixels[i : i + m] = resize_frames(_read(f, self.path, "pixels", rows), self.size)
+            actions[i : i + m] = _read(f, self.path, "action", rows).reshape(m, -1)
+            if has_state:
+                states.append(_read(f, self.path, self.state_field, rows).reshape(m, -1))
+            i += m
+        new_offset = np.concatenate([[0], np.cumsum(ep_len)[:-1]]).astype(np.int64)
+        state = np.concatenate(states).astype(np.float32) if has_state else None
+        return Episodes(pixels, actions, new_offset, ep_len.copy(), state)
 
 
-def _runs(rows: np.ndarray):
-    """h5py reads contiguous slices fastest; ``rows`` usually are one."""
-    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
-        return slice(int(rows[0]), int(rows[-1]) + 1)
-    return rows
+def load_hdf5(path: str | os.PathLike, **kwargs) -> Episodes:
+    """Loads an official stable-worldmodel HDF5 file into memory (see :class:`HDF5Store`)."""
+    return HDF5Store(path, **kwargs).to_episodes()
 
 
-def _check_indices(f, path: str, keep: np.ndarray, ep_len: np.ndarray) -> None:
-    """``step_idx`` must count 0..len-1 inside each kept episode, when present."""
+def _merged(runs, limit: int):
+    """Joins consecutive row slices into reads of at most ``limit`` rows."""
+    cur = None
+    for r in runs:
+        if cur is not None and cur.stop == r.start and r.stop - cur.start <= limit:
+            cur = slice(cur.start, r.stop)
+            continue
+        if cur is not None:
+            yield cur
+        cur = r
+    if cur is not None:
+        yield cur
+
+
+def _check_indices(f, path: str, ep_offset: np.ndarray, ep_len: np.ndarray) -> None:
+    """``step_idx`` must count 0..len-1 inside each kept episode, when present.
+
+    Read one episode at a time: the index column, not the data, passes through memory.
+    """
     if "step_idx" not in f:
         return
-    step = _read(f, path, "step_idx")[keep]
-    expected = np.concatenate([np.arange(m) for m in ep_len])
-    if not np.array_equal(step, expected):
-        bad = int(np.argmax(step != expected))
-        raise ValueError(
-            f"{path}: field 'step_idx' is {step[bad]} at kept row {bad}, expected "
-            f"{expected[bad]} from ep_offset/ep_len"
-        )
+    for e, (off, n) in enumerate(zip(ep_offset.tolist(), ep_len.tolist(), strict=True)):
+        step = _read(f, path, "step_idx", slice(off, off + n)) if n else np.zeros(0)
+        if not np.array_equal(step, np.arange(n)):
+            bad = int(np.argmax(step != np.arange(n)))
+            raise ValueError(
+                f"{path}: field 'step_idx' is {step[bad]} at row {off + bad} (step {bad} of "
+                f"episode {e} from ep_offset/ep_len), expected {bad}"
+            )
 
 
-def write_hdf5(path: str | os.PathLike, episodes: Episodes, *, compression=None) -> None:
-    """Writes ``episodes`` in the official layout (``compression`` e.g. ``"gzip"``)."""
+def _filter(compression) -> dict:
+    """create_dataset keywords of ``compression``: None, ``"gzip"`` or ``"blosc"``."""
+    if compression is None:
+        return {}
+    if compression == "gzip":
+        return {"compression": "gzip"}
+    if compression == "blosc":
+        if hdf5plugin is None:
+            raise ImportError(
+                "writing Blosc-compressed HDF5 needs hdf5plugin: pip install hdf5plugin"
+            )
+        # What the official files use: Blosc LZ4 with byte shuffle.
+        return dict(hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE))
+    raise ValueError(f"compression must be None, 'gzip' or 'blosc', got {compression!r}")
+
+
+def write_hdf5(
+    path: str | os.PathLike, episodes: Episodes, *, compression=None, frames_per_chunk: int = 1
+) -> None:
+    """Writes ``episodes`` in the official layout.
+
+    Args:
+        path: the ``.h5`` file (written as ``<path>.tmp``, then renamed).
+        episodes: the data.
+        compression: ``None``, ``"gzip"`` or ``"blosc"`` (pixels only).
+        frames_per_chunk: frames per HDF5 chunk of ``pixels``.
+    """
     h5py = _h5py()
     n = len(episodes.pixels)
     ep_idx = np.repeat(np.arange(len(episodes.ep_len)), episodes.ep_len)
     step_idx = np.concatenate([np.arange(m) for m in episodes.ep_len])
     tmp = Path(str(path) + ".tmp")
+    chunks = (min(frames_per_chunk, max(n, 1)), *episodes.pixels.shape[1:])
     with h5py.File(tmp, "w") as f:
-        f.create_dataset("pixels", data=episodes.pixels, compression=compression)
+        f.create_dataset("pixels", data=episodes.pixels, chunks=chunks, **_filter(compression))
         f.create_dataset("action", data=episodes.actions)
         if episodes.state is not None:
             f.create_dataset("state", data=episodes.state)

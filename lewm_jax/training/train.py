@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from lewm_jax.data import datasets
 from lewm_jax.data.clips import ClipSource
+from lewm_jax.data.episodes import action_stats
 from lewm_jax.models import build_model
 from lewm_jax.training import reporting, run_dir, sharding
 from lewm_jax.training.optim import make_optimizer
@@ -102,8 +103,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
                 f"workdir {workdir!r} holds a run with a different config ({', '.join(diffs)}); "
                 "use a new workdir"
             )
-    episodes = datasets.load_episodes(config.data, config.seed)
-    datasets.check_episodes(episodes, config.data)
+    store = datasets.open_store(config.data, config.seed)
+    datasets.check_store(store, config.data)
+    # A run directory keeps the statistics of its first start, so a resumed run (or another
+    # host) normalises exactly as the first did, without a second pass over the actions.
+    stats = run_dir.read_action_stats(workdir) if stored is not None else None
+    stats = stats or action_stats(store.action_chunks())
     src_args = dict(
         batch_size=config.batch_size,
         num_frames=config.data.num_frames,
@@ -112,11 +117,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
         train_fraction=config.data.train_fraction,
         process_index=jax.process_index(),
         process_count=jax.process_count(),
+        stats=stats,
     )
-    train_src = ClipSource(episodes, split="train", **src_args)
-    val_src = ClipSource(
-        episodes, split="val", **src_args, stats=(train_src.action_mean, train_src.action_std)
-    )
+    train_src = ClipSource(store, split="train", **src_args)
+    val_src = ClipSource(store, split="val", **src_args)
     total = config.total_steps or config.num_epochs * train_src.steps_per_epoch
     model = build_model(config.model, image_size=config.data.image_size)
     tx = make_optimizer(config.optim, total)
@@ -137,11 +141,14 @@ def train_and_evaluate(config, workdir: str) -> dict:
         workdir, keep=config.keep_checkpoints, async_save=config.async_checkpoints
     )
     state, origin = _restore_or_init(config, workdir, ckpt, init, sample, abstract)
-    if stored is None:
+    is_main = jax.process_index() == 0
+    # One run directory for all hosts: only the first writes its files (orbax checkpoints
+    # are written collectively by all of them).
+    if is_main and stored is None:
         run_dir.write_config(workdir, config.to_json(indent=2))
     # Planning and analysis de-normalise actions with exactly these statistics.
-    if run_dir.read_action_stats(workdir) is None:
-        run_dir.write_action_stats(workdir, train_src.action_mean, train_src.action_std)
+    if is_main and run_dir.read_action_stats(workdir) is None:
+        run_dir.write_action_stats(workdir, *stats)
 
     train_step = jax.jit(
         make_train_step(model, tx, config.loss),
@@ -150,12 +157,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
         donate_argnums=0,
     )
     eval_step = jax.jit(make_eval_step(model, config.loss), in_shardings=(repl, data, repl))
-    base_key = jax.device_put(jax.random.key(config.seed), repl)
+    # Made inside jit: device_put cannot place an array on other hosts' devices.
+    base_key = jax.jit(functools.partial(jax.random.key, config.seed), out_shardings=repl)()
     train_key, eval_key = jax.random.fold_in(base_key, 1), jax.random.fold_in(base_key, 2)
 
     start = int(jax.device_get(state.step))
-    log = run_dir.MetricsLog(workdir, resume_step=start)
-    is_main = jax.process_index() == 0
+    log = run_dir.MetricsLog(workdir, resume_step=start) if is_main else None
     if is_main:
         print(
             f"lewm_jax: {origin}; {total} steps, {train_src.steps_per_epoch} per epoch, "
@@ -163,16 +170,21 @@ def train_and_evaluate(config, workdir: str) -> dict:
             flush=True,
         )
     pending, last, val = [], {}, {}
-    t0 = time.time()
+    t0 = t_first = time.time()
     bar = tqdm(total=total, initial=start, disable=not is_main, desc="train", dynamic_ncols=True)
-    batches = train_src.iterate(start)
+    batches = train_src.iterate(
+        start, total, num_workers=config.data.num_workers, prefetch=config.data.prefetch
+    )
+    clips_read = 0
     for step, local in batches:
-        if step >= total:
-            break
+        clips_read += len(local["actions"])
         batch = sharding.to_global(local, mesh)
         with jax.transfer_guard("disallow"):
             state, m = train_step(state, batch, train_key)
         done = step + 1
+        if step == start:  # steady-state timing starts once the step is compiled and run
+            jax.block_until_ready(m)
+            t_first = time.time()
         pending.append((done, m))
         bar.update(1)
         save = done % config.checkpoint_every == 0 or done == total
@@ -180,7 +192,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
         if save or done % config.log_every == 0:
             rows, pending = _to_rows(pending), []
             _stop_if_non_finite(rows, ckpt, workdir)
-            log.write(rows)
+            if log:
+                log.write(rows)
             last = rows[-1]
             bar.set_postfix(
                 loss=f"{last['loss']:.4f}",
@@ -189,7 +202,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
             )
         if done % config.eval_every == 0 or done == total:
             val = evaluate(eval_step, state, val_src, mesh, eval_key, config.eval_batches)
-            log.write([{"step": done, **val}])
+            if log:
+                log.write([{"step": done, **val}])
         if save:
             ckpt.save(done, state)
     batches.close()
@@ -197,6 +211,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
     ckpt.wait()
     ckpt.close()
     steps_run = int(jax.device_get(state.step)) - start
+    rows = train_src.local_rows
+    print(
+        f"lewm_jax: process {jax.process_index()} of {jax.process_count()} read {clips_read} "
+        f"training clips (rows {rows.start}-{rows.stop - 1} of each batch of {config.batch_size})",
+        flush=True,
+    )
     if is_main:
         reporting.plot_curves(log.read(), workdir / run_dir.CURVES_FILE, title=str(workdir))
     return {
@@ -205,5 +225,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
         "total_steps": total,
         "steps_run": steps_run,
         "seconds_per_step": (time.time() - t0) / max(steps_run, 1),
+        # Without the first step (compilation): the figure to compare data sources by.
+        "steady_seconds_per_step": (time.time() - t_first) / max(steps_run - 1, 1)
+        if steps_run > 1
+        else None,
         "origin": origin,
     }
