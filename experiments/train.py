@@ -4,8 +4,12 @@ The main job. Defaults to the ``cpu`` size on the built-in Two-Room environment,
 ``python -m experiments.train`` runs end to end on a laptop: collect a Two-Room dataset with
 the pure-JAX collector, train LeWM with SIGReg, evaluate closed-loop CEM planning, print a
 result table and write plots and a GIF into the workdir. Override any field with
-``--config.<a>.<b>=<value>``. For multi-host runs (TPU pods, multi-node GPU) pass
-``--distributed`` on every host.
+``--config.<a>.<b>=<value>``.
+
+Multi-host runs (TPU pods, multi-node GPU; ``experiments/launch.sh`` starts them) run the
+same command in every process, all with the same ``--workdir`` (one run directory, on a
+filesystem they share). Pass ``--distributed`` where JAX detects the cluster (TPU pods,
+SLURM), else ``--coordinator_address=host:port --num_processes=N --process_id=i``.
 """
 
 import json
@@ -24,7 +28,17 @@ config_flags.DEFINE_config_file(
 )
 flags.DEFINE_string("workdir", "runs/lewm", "Directory for checkpoints, metrics and plots.")
 flags.DEFINE_bool("traceback", False, "Show full tracebacks instead of one-line errors.")
-flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (multi-host).")
+flags.DEFINE_bool(
+    "distributed", False, "Multi-host: call jax.distributed.initialize() (cluster detected)."
+)
+flags.DEFINE_string(
+    "coordinator_address", None, "Multi-host: host:port of process 0's coordinator."
+)
+flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-host: index of this process.")
+flags.DEFINE_integer(
+    "initialization_timeout", 120, "Multi-host: seconds to wait for the coordinator and peers."
+)
 
 
 def main(argv):
@@ -32,13 +46,28 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     import jax
 
-    if FLAGS.distributed:
-        jax.distributed.initialize()
+    from lewm_jax.training import distributed
+
+    config = FLAGS.config
+    try:
+        explicit = FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
+        distributed.check_args(*explicit)
+        if FLAGS.num_processes and config.batch_size % FLAGS.num_processes:
+            raise ValueError(
+                f"batch_size {config.batch_size} is not divisible by --num_processes "
+                f"{FLAGS.num_processes}"
+            )
+        if FLAGS.distributed or FLAGS.coordinator_address:
+            distributed.initialize(*explicit, timeout_s=FLAGS.initialization_timeout)
+    except (ValueError, ConnectionError) as e:
+        if FLAGS.traceback:
+            raise
+        exit_with_error(e)
     from lewm_jax.planning.evaluate import evaluate_planning
     from lewm_jax.training.train import train_and_evaluate
 
     logging.set_verbosity(logging.WARNING)
-    config, main_host = FLAGS.config, jax.process_index() == 0
+    main_host = jax.process_index() == 0
     try:
         summary = train_and_evaluate(config, FLAGS.workdir)
         if main_host:

@@ -36,6 +36,17 @@ def _check_restored(state, target) -> None:
             raise ValueError("restored arrays hold non-finite values")
 
 
+def _placed(x) -> jax.ShapeDtypeStruct:
+    """The abstract value of ``x``; one without a sharding goes to this process's first
+    device, since the stored shardings name the devices of the run that saved it (another
+    process count or device count reads them as a topology mismatch)."""
+    s = ocp.utils.to_shape_dtype_struct(x)
+    if getattr(s, "sharding", None) is None:
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        s = jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device)
+    return s
+
+
 class Checkpointer:
     """Saves and restores :class:`~lewm_jax.training.state.TrainState` pytrees.
 
@@ -72,7 +83,7 @@ class Checkpointer:
         """
         step = self.latest_step() if step is None else step
         wanted = _present(target)
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, wanted)
+        abstract = jax.tree.map(_placed, wanted)
         if isinstance(abstract, dict):
             abstract = {**self._extra_entries(step, abstract), **abstract}
         restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
@@ -101,7 +112,7 @@ class Checkpointer:
             return {}
 
         def leaf(m):
-            return None if m is None else jax.ShapeDtypeStruct(m.shape, m.dtype)
+            return None if m is None else _placed(jax.ShapeDtypeStruct(m.shape, m.dtype))
 
         extra = {k: v for k, v in tree.items() if k not in abstract}
         return {k: jax.tree.map(leaf, v, is_leaf=lambda x: x is None) for k, v in extra.items()}

@@ -30,6 +30,9 @@ CURVES_FILE = "curves.png"
 # Fields outside the compared sections that change the TrainState's layout, and their
 # values in configs written before the fields existed.
 STATE_FIELDS = {"loss.ema_target": False}
+# Fields inside the compared sections that change how fast a run goes, not what it computes
+# (the loader's batches are the same whatever its workers): a resume may change them.
+SPEED_FIELDS = ("data.num_workers", "data.prefetch")
 
 
 def check_workdir(workdir: str | os.PathLike) -> Path:
@@ -39,7 +42,7 @@ def check_workdir(workdir: str | os.PathLike) -> Path:
         raise NotADirectoryError(f"workdir {str(path)!r} exists and is not a directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write_probe"
+        probe = path / f".write_probe.{os.getpid()}"  # one per process: hosts share workdirs
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:
@@ -93,7 +96,8 @@ def config_mismatch(stored: dict, current: dict, sections=("model", "data")) -> 
     diffs = []
     for s in sections:
         a, b = flat(stored.get(s, {}), f"{s}."), flat(current.get(s, {}), f"{s}.")
-        diffs += [k for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+        keys = sorted((a.keys() | b.keys()) - set(SPEED_FIELDS))
+        diffs += [k for k in keys if a.get(k) != b.get(k)]
 
     def get(d, dotted, default):
         for name in dotted.split("."):
