@@ -281,10 +281,12 @@ class TFDSStore:
         starts = np.asarray(starts, np.int64)
         episode = np.searchsorted(self.ep_offset, starts, side="right") - 1
         pixels = np.empty((len(starts), num_frames, *self.frame_shape), np.uint8)
-        for i, (s, e) in enumerate(zip(starts.tolist(), episode.tolist(), strict=True)):
+        # A record holds a whole episode: decode each episode of the batch once.
+        for e in np.unique(episode).tolist():
             frames = self.records.decode(int(self.record_of[e]), ["step_idx", "pixels"])["pixels"]
-            local = s - self.ep_offset[e] + frameskip * np.arange(num_frames)
-            pixels[i] = resize_frames(frames[local], self.size)
+            for i in np.flatnonzero(episode == e):
+                local = starts[i] - self.ep_offset[e] + frameskip * np.arange(num_frames)
+                pixels[i] = resize_frames(frames[local], self.size)
         return pixels, self.actions[action_rows(starts, num_frames, frameskip)]
 
     def action_chunks(self):

@@ -1,19 +1,31 @@
 """lewm_jax: LeWorldModel (a JEPA world model trained with SIGReg) in JAX.
 
-Only the Flax-free losses and metrics are imported here, so ``import lewm_jax`` stays
-light; networks live in ``lewm_jax.models`` and training in ``lewm_jax.training.train``.
+The Flax-free losses and metrics are re-exported here, imported on first use (PEP 562), so
+that ``import lewm_jax.data.stores`` in a loader worker process does not import JAX;
+networks live in ``lewm_jax.models`` and training in ``lewm_jax.training.train``.
 """
 
-from lewm_jax.analysis.metrics import effective_rank, mean_std
-from lewm_jax.losses import epps_pulley_weights, lewm_loss, prediction_loss, sigreg
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "effective_rank",
-    "epps_pulley_weights",
-    "lewm_loss",
-    "mean_std",
-    "prediction_loss",
-    "sigreg",
-]
+_EXPORTS = {
+    "effective_rank": "lewm_jax.analysis.metrics",
+    "mean_std": "lewm_jax.analysis.metrics",
+    "epps_pulley_weights": "lewm_jax.losses",
+    "lewm_loss": "lewm_jax.losses",
+    "prediction_loss": "lewm_jax.losses",
+    "sigreg": "lewm_jax.losses",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'lewm_jax' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_EXPORTS])

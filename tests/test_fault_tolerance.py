@@ -120,8 +120,8 @@ def _record_batches(monkeypatch) -> list:
     seen = []
     iterate = ClipSource.iterate
 
-    def recording(self, start_step=0, prefetch=2):
-        inner = iterate(self, start_step, prefetch)
+    def recording(self, start_step=0, stop_step=None, **kwargs):
+        inner = iterate(self, start_step, stop_step, **kwargs)
         try:
             for step, batch in inner:
                 data = batch["pixels"].tobytes() + batch["actions"].tobytes()

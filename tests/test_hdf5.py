@@ -163,7 +163,7 @@ def test_training_streams_the_file_through_grain_workers(tmp_path):
     from lewm_jax.training import run_dir
     from lewm_jax.training.train import train_and_evaluate
 
-    path = _official_file(tmp_path / "d.h5", lens=(60, 60, 60))
+    path = _official_file(tmp_path / "d.h5", lens=(100, 100, 100))
     summary = train_and_evaluate(_hdf5_config(path, num_workers=1), str(tmp_path / "run"))
     assert summary["steps_run"] == 2
     with h5py.File(path) as f:

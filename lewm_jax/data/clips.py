@@ -125,6 +125,7 @@ class ClipSource:
         *,
         num_workers: int = 0,
         prefetch: int = 2,
+        num_threads: int = 2,
     ):
         """Yields ``(step, batch)`` for ``start_step <= step < stop_step``, in order.
 
@@ -139,6 +140,7 @@ class ClipSource:
                 enough for data in memory; HDF5 reads hold a global lock, so files need
                 processes to read in parallel).
             prefetch: batches read ahead (per worker).
+            num_threads: threads reading batches concurrently (per worker).
         """
         import grain
 
@@ -149,7 +151,7 @@ class ClipSource:
         stop = np.iinfo(np.int64).max if stop_step is None else stop_step
         steps = grain.MapDataset.range(start_step, max(stop, start_step))
         ds = steps.map(self._numbered_batch).to_iter_dataset(
-            grain.ReadOptions(num_threads=max(1, min(prefetch, 4)), prefetch_buffer_size=prefetch)
+            grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
         )
         if num_workers:
             from absl import flags
