@@ -72,7 +72,16 @@ def main(argv):
         summary = train_and_evaluate(config, FLAGS.workdir)
         if main_host:
             print(json.dumps(summary, indent=2))
-        if config.planning.enabled and main_host:
+        if config.planning.enabled and jax.process_count() > 1:
+            # Planning is single-host work; process 0 alone would hold the others in JAX's
+            # shutdown barrier past its deadline. It reads the shared run directory later.
+            if main_host:
+                print(
+                    "lewm_jax: planning is evaluated by one process: python -m experiments.plan "
+                    f"--workdir {FLAGS.workdir}",
+                    flush=True,
+                )
+        elif config.planning.enabled:
             evaluate_planning(FLAGS.workdir, config.planning, config=config)
     except (ValueError, TypeError, OSError, FloatingPointError, RuntimeError) as e:
         if FLAGS.traceback:

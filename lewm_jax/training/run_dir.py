@@ -110,7 +110,10 @@ def config_mismatch(stored: dict, current: dict, sections=("model", "data")) -> 
 
 def write_action_stats(workdir: str | os.PathLike, mean, std) -> None:
     """Writes the per-dimension action ``mean`` and ``std`` ``(A,)`` atomically."""
-    doc = {"mean": np.asarray(mean, np.float32).tolist(), "std": np.asarray(std).tolist()}
+    doc = {
+        "mean": np.asarray(mean, np.float32).tolist(),
+        "std": np.asarray(std, np.float32).tolist(),
+    }
     _write_atomic(Path(workdir) / ACTION_STATS_FILE, json.dumps(doc, indent=2))
 
 
@@ -213,7 +216,8 @@ class Run:
             "before runs saved it); recomputing it from the training dataset",
             flush=True,
         )
-        stats = action_stats(datasets.load_episodes(self.config.data, self.config.seed).actions)
+        store = datasets.open_store(self.config.data, self.config.seed)
+        stats = action_stats(store.action_chunks())  # the one streaming pass training makes
         try:
             write_action_stats(self.workdir, *stats)
         except OSError:
