@@ -47,6 +47,7 @@ def main(argv):
 
     from lewm_jax.analysis.probe import run_probes
     from lewm_jax.data import datasets
+    from lewm_jax.training import run_dir
     from lewm_jax.training.run_dir import load_run
 
     logging.set_verbosity(logging.WARNING)
@@ -57,7 +58,7 @@ def main(argv):
         env, _, episodes = datasets.fresh_expert_episodes(config.data, k_data, FLAGS.episodes)
         report = run_probes(model, variables, episodes, env.name, key=k_probe)
         report.update(workdir=str(FLAGS.workdir), seed=FLAGS.seed)
-        out = Path(FLAGS.out) if FLAGS.out else Path(FLAGS.workdir) / "probe.json"
+        out = Path(FLAGS.out) if FLAGS.out else run_dir.report_path(FLAGS.workdir, "probe", ".json")
         out.write_text(json.dumps(report, indent=2))
     except (ValueError, TypeError, OSError) as e:
         if FLAGS.traceback:

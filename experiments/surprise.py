@@ -71,6 +71,7 @@ def main(argv):
 
     from lewm_jax.analysis.surprise import run_surprise
     from lewm_jax.data import datasets
+    from lewm_jax.training import run_dir
     from lewm_jax.training.run_dir import load_run
 
     logging.set_verbosity(logging.WARNING)
@@ -100,8 +101,9 @@ def main(argv):
         report.update(env=env.name, workdir=str(FLAGS.workdir), seed=FLAGS.seed, colour=colour)
         workdir = Path(FLAGS.workdir)
         curves = {kind: c.tolist() for kind, c in report["curves"].items()}
-        (workdir / "surprise.json").write_text(json.dumps({**report, "curves": curves}, indent=2))
-        plot_curves(workdir / "surprise.png", report)
+        report_json = run_dir.report_path(workdir, "surprise", ".json")
+        report_json.write_text(json.dumps({**report, "curves": curves}, indent=2))
+        plot_curves(run_dir.report_path(workdir, "surprise", ".png"), report)
     except (ValueError, TypeError, OSError) as e:
         if FLAGS.traceback:
             raise
