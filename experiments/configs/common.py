@@ -30,29 +30,40 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
     return out
 
 
-def load_config(spec: str) -> ml_collections.ConfigDict:
-    """Loads ``"path/to/config.py[:arg]"`` by calling its ``get_config(arg)``."""
+def load_module(path: str):
+    """The Python module of config file ``path`` (a one-line error if there is none)."""
     import importlib.util
 
-    path, _, arg = spec.partition(":")
     module_spec = importlib.util.spec_from_file_location("_lewm_config", path)
     if module_spec is None:
         raise FileNotFoundError(f"config file {path!r} not found")
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    return module.get_config(arg or None)
+    return module
 
 
-def check_config_flags(argv: list[str], default_spec: str) -> None:
-    """Fails with one line if ``--config`` cannot be loaded or a ``--config.a.b=v`` flag
-    names a field the config lacks (ml_collections would print a long traceback).
-    """
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    """Loads ``"path/to/config.py[:arg]"`` by calling its ``get_config(arg)``."""
+    path, _, arg = spec.partition(":")
+    return load_module(path).get_config(arg or None)
+
+
+def config_spec(argv: list[str], default_spec: str) -> str:
+    """The ``path[:arg]`` that ``--config`` names in ``argv`` (``default_spec`` if none)."""
     spec = default_spec
     for i, a in enumerate(argv):
         if a.startswith("--config="):
             spec = a.split("=", 1)[1]
         elif a == "--config" and i + 1 < len(argv):
             spec = argv[i + 1]
+    return spec
+
+
+def check_config_flags(argv: list[str], default_spec: str) -> None:
+    """Fails with one line if ``--config`` cannot be loaded or a ``--config.a.b=v`` flag
+    names a field the config lacks (ml_collections would print a long traceback).
+    """
+    spec = config_spec(argv, default_spec)
     overrides = [a[len("--config.") :].split("=", 1)[0] for a in argv if a.startswith("--config.")]
     try:
         config = load_config(spec)

@@ -175,8 +175,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     return c
 
 
-def sweep(add):
-    """Hyperparameter grid: calls ``add(**overrides)`` once per run (dotted keys)."""
+def sweep(add, arg: str | None = None):
+    """The paper's sensitivity study: SIGReg weight lambda x seed (``add(**overrides)`` per
+    point, dotted keys). ``test``: 2 points for CI. Run with experiments/sweep.py."""
+    size = parse_arg(arg, size="cpu", env="", lam=0.09).size
+    if size == "test":
+        for lam in (0.09, 0.5):
+            add(**{"loss.sigreg_weight": lam})
+        return
     for lam in (0.0, 0.01, 0.09, 0.5, 2.0):
-        for lr in (5e-5, 1e-4):
-            add(**{"loss.sigreg_weight": lam, "optim.lr": lr})
+        for seed in (3072, 3073, 3074):
+            add(**{"loss.sigreg_weight": lam, "seed": seed})

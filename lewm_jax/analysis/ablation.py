@@ -10,13 +10,14 @@ completed (time spent in a killed attempt is not counted).
 """
 
 import csv
-import json
 import math
-import time
 from pathlib import Path
 
+from lewm_jax.analysis.runs import derive_config, final_metric, run_one
 from lewm_jax.training import run_dir
 from lewm_jax.training.reporting import saved_figure
+
+__all__ = ["RUNS", "derive_config", "format_markdown", "plot_runs", "run_ablation", "summarize"]
 
 RUNS = {
     "pred_only": {"loss.regularizer": "none"},
@@ -31,7 +32,6 @@ RUNS = {
     "lam2": {"loss.regularizer": "sigreg", "loss.sigreg_weight": 2.0},
 }
 RECORD_FILE = "ablation_run.json"
-FINAL_ROWS = 5  # "final" training metrics average the last this many logged steps
 COLUMNS = (
     "run",
     "regularizer",
@@ -52,20 +52,6 @@ COLUMNS = (
 )
 
 
-def derive_config(base, overrides: dict):
-    """A copy of ``base`` with dotted-key ``overrides`` applied; ``base`` is left untouched."""
-    config = base.copy_and_resolve_references()
-    for dotted, value in overrides.items():
-        *path, name = dotted.split(".")
-        node = config
-        for part in path:
-            node = node[part]
-        if name not in node:
-            raise ValueError(f"override {dotted!r} names no field of the config")
-        node[name] = value
-    return config
-
-
 def select_runs(names: list[str] | None) -> list[str]:
     """The requested run names in the order given (all of :data:`RUNS` for None/empty)."""
     if not names:
@@ -74,42 +60,6 @@ def select_runs(names: list[str] | None) -> list[str]:
     if unknown:
         raise ValueError(f"unknown ablation runs {unknown}; expected names from {list(RUNS)}")
     return list(names)
-
-
-def _final(rows: list[dict], key: str) -> float:
-    vals = [r[key] for r in rows if key in r and math.isfinite(r[key])][-FINAL_ROWS:]
-    return sum(vals) / len(vals) if vals else math.nan
-
-
-def _run_one(name, config, run_dir: Path, train_fn, plan_fn, progress) -> dict:
-    """Trains and plans one run unless its record says done; returns the record."""
-    path = run_dir / RECORD_FILE
-    config_dict = json.loads(config.to_json())
-    record = json.loads(path.read_text()) if path.exists() else {}
-    if record and record.get("config") != config_dict:
-        raise ValueError(
-            f"ablation run {name!r} in {str(run_dir)!r} was made with a different config; "
-            "use a new workdir"
-        )
-    if record.get("done"):
-        return record
-    record = {"run": name, "overrides": RUNS[name], "config": config_dict, **record}
-    if "train_s" not in record:
-        t0 = time.perf_counter()
-        train_fn(config, str(run_dir))
-        record["train_s"] = time.perf_counter() - t0
-        path.write_text(json.dumps(record, indent=2))
-    record["plan_s"], record["planning"] = 0.0, None
-    if config.planning.enabled:
-        if progress:
-            print(f"ablation: {name}: planning", flush=True)
-        t0 = time.perf_counter()
-        report = plan_fn(str(run_dir), config.planning, config=config, progress=progress)
-        record["plan_s"] = time.perf_counter() - t0
-        record["planning"] = {k: report[k] for k in ("success_rate", "ci95", "episodes")}
-    record["done"] = True
-    path.write_text(json.dumps(record, indent=2))
-    return record
 
 
 def summarize(record: dict, rows: list[dict]) -> dict:
@@ -124,9 +74,9 @@ def summarize(record: dict, rows: list[dict]) -> dict:
         "regularizer": reg,
         "lam": loss["sigreg_weight"] if reg == "sigreg" else 0.0,
         "ema": bool(loss.get("ema_target", False)),
-        **{k: _final(train, k) for k in ("pred_loss", "z_rank", "z_std", "mean_cosine")},
-        "sigreg_loss": _final(train, "sigreg_loss"),
-        "val_pred_loss": _final(rows, "val_pred_loss"),
+        **{k: final_metric(train, k) for k in ("pred_loss", "z_rank", "z_std", "mean_cosine")},
+        "sigreg_loss": final_metric(train, "sigreg_loss"),
+        "val_pred_loss": final_metric(rows, "val_pred_loss"),
         "success_rate": plan.get("success_rate", math.nan),
         "ci95_lo": ci[0],
         "ci95_hi": ci[1],
@@ -218,7 +168,17 @@ def run_ablation(base_config, workdir, runs=None, *, train_fn=None, plan_fn=None
         config = derive_config(base_config, RUNS[name])
         if progress:
             print(f"ablation: {name}: {RUNS[name]}", flush=True)
-        record = _run_one(name, config, workdir / name, train_fn, plan_fn, progress)
+        record = run_one(
+            name,
+            RUNS[name],
+            config,
+            workdir / name,
+            train_fn,
+            plan_fn,
+            record_file=RECORD_FILE,
+            progress=progress,
+            what="ablation",
+        )
         curves[name] = run_dir.read_metrics(workdir / name)
         table.append(summarize(record, curves[name]))
     (workdir / "ablation.md").write_text(format_markdown(table))

@@ -43,6 +43,11 @@ def check_planning_config(plan_config, *, frameskip: int) -> None:
         raise ValueError(f"planning.gif_episodes must be >= 0, got {plan_config.gif_episodes}")
 
 
+def report_stem(plan_config) -> str:
+    """The file stem of a planning report in a run directory (``planning_<planner>``)."""
+    return f"planning_{plan_config.planner}"
+
+
 def evaluate_planning(workdir, plan_config, *, config=None, progress: bool = True) -> dict:
     """Closed-loop planning evaluation of the run in ``workdir``.
 
@@ -114,7 +119,7 @@ def evaluate_planning(workdir, plan_config, *, config=None, progress: bool = Tru
         "s_per_plan_batched": wall / (n * num_plans),
         "device": jax.devices()[0].device_kind,
     }
-    stem = f"planning_{plan_config.planner}"
+    stem = report_stem(plan_config)
     run_dir.report_path(workdir, stem, ".json").write_text(json.dumps(report, indent=2))
     write_gif(
         run_dir.report_path(workdir, stem, ".gif"),

@@ -1,0 +1,190 @@
+"""Hyperparameter sweeps over a config's ``sweep(add, arg)`` grid.
+
+A config file may define ``sweep(add, arg=None)``, calling ``add(**overrides)`` once per grid
+point with dotted keys (``{"loss.sigreg_weight": 0.5, "seed": 1}``), ml-collections style.
+Every point trains into ``<workdir>/<name>`` (the name spells its overrides) and is planned
+where the dataset is plannable; a re-run reuses finished points and resumes unfinished ones
+(:func:`lewm_jax.analysis.runs.run_one`). ``shard`` splits the grid for job arrays, and
+:func:`report` rebuilds the results table from the run directories alone, so points
+trained by the ``experiments.train`` commands of :func:`commands` are reported as well.
+"""
+
+import csv
+import math
+import re
+from pathlib import Path
+
+from lewm_jax.analysis.runs import derive_config, final_metric, run_one
+from lewm_jax.training import run_dir
+from lewm_jax.training.reporting import saved_figure
+
+RECORD_FILE = "sweep_run.json"
+METRICS = ("pred_loss", "val_pred_loss", "sigreg_loss", "z_rank", "z_std", "mean_cosine")
+
+
+def grid(sweep_fn, arg: str | None = None) -> list[dict]:
+    """The overrides of every point ``sweep_fn(add, arg)`` adds, in order; one-line errors
+    for an empty grid or a point added twice."""
+    points: list[dict] = []
+
+    def add(**overrides):
+        if overrides in points:
+            raise ValueError(f"sweep point {overrides} is added twice")
+        points.append(dict(overrides))
+
+    sweep_fn(add, arg)
+    if not points:
+        raise ValueError("the config's sweep() adds no point")
+    return points
+
+
+def point_name(overrides: dict) -> str:
+    """The run directory name of a point: ``key=value`` pairs joined by ``,``."""
+    text = ",".join(f"{k}={v}" for k, v in overrides.items()) or "base"
+    return re.sub(r"[^A-Za-z0-9._=,+-]", "_", text)
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``; a one-line error otherwise."""
+    m = re.fullmatch(r"(\d+)/(\d+)", spec.strip())
+    if not m or not 0 <= int(m[1]) < int(m[2]):
+        raise ValueError(f"--shard {spec!r} must be i/n with 0 <= i < n (e.g. 0/4)")
+    return int(m[1]), int(m[2])
+
+
+def shard(points: list[dict], index: int, count: int) -> list[dict]:
+    """Points ``index, index + count, ...``: shard i of n, disjoint and covering the grid."""
+    return points[index::count]
+
+
+def configs(base, points: list[dict]) -> list:
+    """The derived and validated config of every point, before anything is trained."""
+    from lewm_jax.validate import validate_config
+
+    out = []
+    for overrides in points:
+        try:
+            config = derive_config(base, overrides)
+            validate_config(config)
+        except (ValueError, TypeError, KeyError) as e:
+            raise ValueError(f"sweep point {point_name(overrides)}: {e}") from None
+        out.append(config)
+    return out
+
+
+def commands(config_spec: str, workdir, points: list[dict], flags: list[str] = ()) -> list[str]:
+    """One ``experiments.train`` command per point (for a scheduler that runs them)."""
+    lines = []
+    for p in points:
+        overrides = " ".join(f"--config.{k}={v}" for k, v in p.items())
+        extra = " ".join(flags)
+        lines.append(
+            f"python -m experiments.train --config {config_spec} "
+            f"--workdir {Path(workdir) / point_name(p)} {overrides} {extra}".rstrip()
+        )
+    return lines
+
+
+def run(base, workdir, points, *, train_fn=None, plan_fn=None, progress=True) -> None:
+    """Trains (and plans) every point not yet done, each in its own run directory."""
+    from tqdm import tqdm
+
+    if train_fn is None:
+        from lewm_jax.training.train import train_and_evaluate as train_fn
+    if plan_fn is None:
+        from lewm_jax.planning.evaluate import evaluate_planning as plan_fn
+    derived = configs(base, points)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(list(zip(points, derived, strict=True)), desc="sweep", disable=not progress)
+    for overrides, config in bar:
+        name = point_name(overrides)
+        bar.set_postfix_str(name)
+        run_one(
+            name, overrides, config, workdir / name, train_fn, plan_fn,
+            record_file=RECORD_FILE, progress=progress, what="sweep",
+        )  # fmt: skip
+
+
+def report(base, workdir, points: list[dict]) -> list[dict]:
+    """The results table of the grid's points that have started, from their run
+    directories alone (metrics, planning report, record when present); also written as
+    ``sweep.md``, ``sweep.csv`` and ``sweep.png`` in ``workdir``."""
+    from lewm_jax.planning.evaluate import report_stem
+
+    workdir = Path(workdir)
+    table = []
+    for overrides, config in zip(points, configs(base, points), strict=True):
+        directory = workdir / point_name(overrides)
+        rows = run_dir.read_metrics(directory)
+        if not rows:
+            continue
+        train = [r for r in rows if "pred_loss" in r]
+        plan_file = run_dir.report_path(directory, report_stem(config.planning), ".json")
+        plan = run_dir.read_json(plan_file) if plan_file.exists() else {}
+        record_file = directory / RECORD_FILE
+        record = run_dir.read_json(record_file) if record_file.exists() else {}
+        ci = plan.get("ci95", (math.nan, math.nan))
+        table.append(
+            {
+                "run": point_name(overrides),
+                **{f"override:{k}": v for k, v in overrides.items()},
+                "steps": rows[-1]["step"],
+                **{k: final_metric(train if k != "val_pred_loss" else rows, k) for k in METRICS},
+                "success_rate": plan.get("success_rate", math.nan),
+                "ci95_lo": ci[0],
+                "ci95_hi": ci[1],
+                "train_s": record.get("train_s", math.nan),
+                "plan_s": record.get("plan_s", math.nan),
+            }
+        )
+    if not table:
+        raise FileNotFoundError(f"{str(workdir)!r} holds no run of this sweep yet")
+    columns = list(dict.fromkeys(k for r in table for k in r))
+    (workdir / "sweep.md").write_text(format_markdown(table, columns))
+    with (workdir / "sweep.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(table)
+    plot(table, workdir / "sweep.png")
+    return table
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def format_markdown(table: list[dict], columns: list[str]) -> str:
+    """The results table: overrides, final metrics, success with its 95 % interval."""
+    shown = [c for c in columns if c not in ("ci95_lo", "ci95_hi")]
+    head = [c.removeprefix("override:") for c in shown] + ["95 % CI"]
+    lines = ["# Sweep", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in table:
+        ci = "-" if math.isnan(r["ci95_lo"]) else f"{r['ci95_lo']:.2f}-{r['ci95_hi']:.2f}"
+        lines.append("| " + " | ".join(_cell(r.get(c, "")) for c in shown) + f" | {ci} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(table: list[dict], path) -> None:
+    """Success and collapse metrics (effective rank, z std) against each swept value,
+    averaged over the other overrides (e.g. seeds) with their spread."""
+    swept = [k for k in table[0] if k.startswith("override:")]
+    keys = [("success_rate", "planning success"), ("z_rank", "effective rank"), ("z_std", "z std")]
+    with saved_figure(path, nrows=len(swept), ncols=3, figsize=(12, 3.2 * len(swept))) as (
+        _,
+        axes,
+    ):
+        axes = axes.reshape(len(swept), 3)
+        for row, key in zip(axes, swept, strict=True):
+            values = sorted({r[key] for r in table if key in r}, key=float)
+            for ax, (metric, title) in zip(row, keys, strict=True):
+                groups = [[r[metric] for r in table if r.get(key) == v] for v in values]
+                means = [sum(g) / len(g) for g in groups]
+                ax.plot(range(len(values)), means, "o-")
+                for i, g in enumerate(groups):
+                    ax.plot([i] * len(g), g, ".", color="gray")
+                ax.set_xticks(range(len(values)), [str(v) for v in values])
+                ax.set_xlabel(key.removeprefix("override:"))
+                ax.set_title(title)
