@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,3 +85,36 @@ def test_metrics_log_keeps_one_history_on_resume(tmp_path):
     run_dir.MetricsLog(tmp_path, resume_step=2)
     assert [r["step"] for r in run_dir.read_metrics(tmp_path)] == [1, 2]
     assert run_dir.read_metrics(tmp_path / "none") == []
+
+
+def _events(workdir):
+    """``(step, tag, value)`` of every scalar, and the purge steps, in the event files."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    scalars, purges = [], []
+    for path in sorted(Path(workdir).glob("events.out.tfevents.*")):
+        data, i = path.read_bytes(), 0
+        while i < len(data):  # TFRecord: length, its CRC, the record, its CRC
+            (n,) = struct.unpack("<Q", data[i : i + 8])
+            event = event_pb2.Event.FromString(data[i + 12 : i + 12 + n])
+            i += 16 + n
+            scalars += [(event.step, v.tag, v.simple_value) for v in event.summary.value]
+            if event.HasField("session_log") and event.session_log.status == 1:  # START
+                purges.append(event.step)
+    return scalars, purges
+
+
+def test_metrics_also_go_to_tensorboard_event_files(tmp_path):
+    log = run_dir.MetricsLog(tmp_path)
+    log.write([{"step": 1, "loss": 0.5}, {"step": 2, "loss": 0.25, "z_rank": 3.0}])
+    log.close()
+    scalars, _ = _events(tmp_path)
+    assert scalars == [(1, "loss", 0.5), (2, "loss", 0.25), (2, "z_rank", 3.0)]
+    resumed = run_dir.MetricsLog(tmp_path, resume_step=1)  # step 2 is dropped on resume
+    resumed.write([{"step": 2, "loss": 0.125}])
+    resumed.close()
+    assert [r["loss"] for r in run_dir.read_metrics(tmp_path)] == [0.5, 0.125]
+    scalars, purges = _events(tmp_path)
+    assert purges == [2] and scalars[-1] == (2, "loss", 0.125)

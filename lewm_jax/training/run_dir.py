@@ -7,6 +7,7 @@ Layout of a workdir::
                          with (planning and analysis de-normalise with the same values)
     checkpoints/<step>/  orbax TrainState checkpoints (keep-N; see ``checkpoint``)
     metrics.jsonl        one JSON row per logged training or validation step
+    events.out.tfevents.*  the same rows as TensorBoard scalars (one file per start)
     curves.png           loss and collapse-indicator curves
 
 Later commands add their reports beside these (``planning_<planner>.*``, ``probe.json``,
@@ -148,30 +149,48 @@ def read_metrics(workdir: str | os.PathLike) -> list[dict]:
 
 
 class MetricsLog:
-    """Appends one JSON object per row to ``<workdir>/metrics.jsonl``.
+    """Appends one JSON object per row to ``<workdir>/metrics.jsonl``, and the same scalars
+    to TensorBoard event files in ``workdir`` (tensorboardX, no TensorFlow), so that
+    ``tensorboard --logdir <dir of runs>`` shows runs side by side under their directory
+    names (a sweep's spell its overrides).
 
     Args:
         workdir: run directory.
         resume_step: on resume, rows for steps after this one (from a run that died after
-            its last checkpoint) are dropped, so the file describes a single history.
+            its last checkpoint) are dropped, so the file describes a single history; the
+            event files drop them too (TensorBoard's purge step).
     """
 
     def __init__(self, workdir: str | os.PathLike, resume_step: int = 0):
+        from tensorboardX import SummaryWriter
+
         self.workdir = Path(workdir)
         self.path = self.workdir / METRICS_FILE
         if self.path.exists():
             kept = [r for r in self.read() if r["step"] <= resume_step]
             _write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        self._events = SummaryWriter(
+            logdir=str(self.workdir), purge_step=resume_step + 1 if resume_step else None
+        )
 
     def write(self, rows: list[dict]) -> None:
         """Appends rows (each with an int ``step``) and flushes them to disk."""
         with self.path.open("a") as f:
             for r in rows:
                 f.write(json.dumps(r) + "\n")
+        for r in rows:
+            for k, v in r.items():
+                if k != "step" and isinstance(v, int | float):
+                    self._events.add_scalar(k, v, r["step"])
+        self._events.flush()
 
     def read(self) -> list[dict]:
         """All rows written so far."""
         return read_metrics(self.workdir)
+
+    def close(self) -> None:
+        """Closes the event file."""
+        self._events.close()
 
 
 def report_path(workdir: str | os.PathLike, stem: str, suffix: str) -> Path:

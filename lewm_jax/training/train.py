@@ -208,6 +208,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
             ckpt.save(done, state)
     batches.close()
     bar.close()
+    if log:
+        log.close()
     ckpt.wait()
     ckpt.close()
     steps_run = int(jax.device_get(state.step)) - start
