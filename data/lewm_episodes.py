@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from lewm_jax import envs
+from lewm_jax.data.episodes import episode_offsets
 from lewm_jax.data.stores import action_rows, resize_frames
 
 # Dataset name -> env id: a live view of the registry, so a registered env can be built.
@@ -271,7 +272,7 @@ class TFDSStore:
         order = np.argsort(index, kind="stable")
         self.record_of = order  # episode e (in episode_idx order) lives in record order[e]
         self.ep_len = np.asarray(lens, np.int64)[order]
-        self.ep_offset = np.concatenate([[0], np.cumsum(self.ep_len)[:-1]]).astype(np.int64)
+        self.ep_offset = episode_offsets(self.ep_len)
         self.actions = np.concatenate([actions[i] for i in order]).astype(np.float32)
         self.action_dim = self.actions.shape[1]
         self.size = image_size or config.image_size

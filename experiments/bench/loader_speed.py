@@ -127,7 +127,7 @@ def two_room_episodes(size: int, num_episodes: int, unique: int, max_steps: int,
 
     from lewm_jax import envs
     from lewm_jax.data.collect import collect_episodes
-    from lewm_jax.data.episodes import Episodes
+    from lewm_jax.data.episodes import Episodes, episode_offsets
 
     env, params = envs.make("two_room", image_size=size)
     n = min(unique, num_episodes)
@@ -138,7 +138,7 @@ def two_room_episodes(size: int, num_episodes: int, unique: int, max_steps: int,
     ep_len = np.tile(eps.ep_len, reps)[:num_episodes].astype(np.int64)
     rows = int(ep_len.sum())  # collected episodes are compact, so a tiled prefix is whole ones
     tile = lambda x: None if x is None else np.concatenate([x] * reps)[:rows]
-    offset = np.concatenate([[0], np.cumsum(ep_len)[:-1]]).astype(np.int64)
+    offset = episode_offsets(ep_len)
     return Episodes(tile(eps.pixels), tile(eps.actions), offset, ep_len, tile(eps.state))
 
 

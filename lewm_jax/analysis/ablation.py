@@ -13,7 +13,7 @@ import csv
 import math
 from pathlib import Path
 
-from lewm_jax.analysis.runs import derive_config, final_metric, run_one
+from lewm_jax.analysis.runs import derive_config, final_metric, format_cell, run_one
 from lewm_jax.training import run_dir
 from lewm_jax.training.reporting import saved_figure
 
@@ -86,14 +86,6 @@ def summarize(record: dict, rows: list[dict]) -> dict:
     }
 
 
-def _cell(value) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return "-" if math.isnan(value) else f"{value:.4g}"
-    return str(value)
-
-
 def format_markdown(table: list[dict]) -> str:
     """The results table, then the SIGReg lambda sweep (lambda 0 = prediction only)."""
     header = [
@@ -104,7 +96,7 @@ def format_markdown(table: list[dict]) -> str:
     lines = ["# Anti-collapse ablation", "", *header]
     for r in table:
         ci = "-" if math.isnan(r["ci95_lo"]) else f"{r['ci95_lo']:.2f}-{r['ci95_hi']:.2f}"
-        cells = [_cell(r[k]) for k in COLUMNS[:11]] + [ci]
+        cells = [format_cell(r[k]) for k in COLUMNS[:11]] + [ci]
         cells += [f"{r[k]:.0f}" for k in ("train_s", "plan_s", "wall_s")]
         lines.append("| " + " | ".join(cells) + " |")
     sweep = sorted(
@@ -114,7 +106,7 @@ def format_markdown(table: list[dict]) -> str:
     lines += ["", "## SIGReg λ sweep", "", "| λ | run | pred loss | eff. rank | success |"]
     lines.append("|---|---|---|---|---|")
     for r in sweep:
-        cells = [_cell(r[k]) for k in ("lam", "run", "pred_loss", "z_rank", "success_rate")]
+        cells = [format_cell(r[k]) for k in ("lam", "run", "pred_loss", "z_rank", "success_rate")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -34,6 +34,15 @@ def final_metric(rows: list[dict], key: str) -> float:
     return sum(vals) / len(vals) if vals else math.nan
 
 
+def format_cell(value) -> str:
+    """A Markdown table cell: yes/no for booleans, 4 significant digits, "-" for NaN."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
 def run_one(
     name, overrides, config, directory: Path, train_fn, plan_fn, *, record_file, progress, what
 ) -> dict:

@@ -14,7 +14,7 @@ import math
 import re
 from pathlib import Path
 
-from lewm_jax.analysis.runs import derive_config, final_metric, run_one
+from lewm_jax.analysis.runs import derive_config, final_metric, format_cell, run_one
 from lewm_jax.training import run_dir
 from lewm_jax.training.reporting import saved_figure
 
@@ -150,12 +150,6 @@ def report(base, workdir, points: list[dict]) -> list[dict]:
     return table
 
 
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return "-" if math.isnan(value) else f"{value:.4g}"
-    return str(value)
-
-
 def format_markdown(table: list[dict], columns: list[str]) -> str:
     """The results table: overrides, final metrics, success with its 95 % interval."""
     shown = [c for c in columns if c not in ("ci95_lo", "ci95_hi")]
@@ -163,7 +157,7 @@ def format_markdown(table: list[dict], columns: list[str]) -> str:
     lines = ["# Sweep", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table:
         ci = "-" if math.isnan(r["ci95_lo"]) else f"{r['ci95_lo']:.2f}-{r['ci95_hi']:.2f}"
-        lines.append("| " + " | ".join(_cell(r.get(c, "")) for c in shown) + f" | {ci} |")
+        lines.append("| " + " | ".join(format_cell(r.get(c, "")) for c in shown) + f" | {ci} |")
     return "\n".join(lines) + "\n"
 
 

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lewm_jax.data.episodes import Episodes
+from lewm_jax.data.episodes import Episodes, episode_offsets
 
 _CHUNK_BYTES = 1 << 30  # default bound on the pixels of one chunk
 
@@ -130,7 +130,7 @@ def collect_episodes(
     return Episodes(
         pixels=np.concatenate(columns["pixels"]),
         actions=np.concatenate(columns["actions"]),
-        ep_offset=np.concatenate([[0], np.cumsum(ep_len)[:-1]]).astype(np.int64),
+        ep_offset=episode_offsets(ep_len),
         ep_len=ep_len,
         state=np.concatenate(columns["state"]),
     )

@@ -182,7 +182,7 @@ def check_data_config(data_config) -> None:
         )
     if not 0.0 < data_config.train_fraction <= 1.0:
         raise ValueError(f"data.train_fraction must be in (0, 1], got {data_config.train_fraction}")
-    if name in ("hdf5", "tfds") and not data_config.path:
+    if name in FILE_DATASETS and not data_config.path:
         raise ValueError(f"data.name {name!r} needs data.path (the dataset file or data_dir)")
     if data_config.env and data_config.env not in envs.env_ids():
         raise ValueError(

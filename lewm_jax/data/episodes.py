@@ -101,6 +101,12 @@ def action_blocks(actions, mean, std, frameskip: int) -> np.ndarray:
     return z.reshape(*lead, steps // frameskip, frameskip * a)
 
 
+def episode_offsets(ep_len) -> np.ndarray:
+    """First steps ``(E,)`` int64 of episodes of lengths ``ep_len (E,)`` stored back to back."""
+    ep_len = np.asarray(ep_len, np.int64)
+    return np.concatenate([[0], np.cumsum(ep_len)[:-1]]).astype(np.int64)
+
+
 def clip_starts(ep_offset, ep_len, span: int) -> np.ndarray:
     """Global start steps of every clip that fits ``span`` steps inside its episode ``(C,)``."""
     starts = [

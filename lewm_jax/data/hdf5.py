@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lewm_jax.data.episodes import Episodes
+from lewm_jax.data.episodes import Episodes, episode_offsets
 from lewm_jax.data.stores import resize_frames
 
 try:  # registers the Blosc filter with h5py when installed
@@ -172,9 +172,8 @@ class HDF5Store:
             if has_state:
                 states.append(_read(f, self.path, self.state_field, rows).reshape(m, -1))
             i += m
-        new_offset = np.concatenate([[0], np.cumsum(ep_len)[:-1]]).astype(np.int64)
         state = np.concatenate(states).astype(np.float32) if has_state else None
-        return Episodes(pixels, actions, new_offset, ep_len.copy(), state)
+        return Episodes(pixels, actions, episode_offsets(ep_len), ep_len.copy(), state)
 
 
 def load_hdf5(path: str | os.PathLike, **kwargs) -> Episodes:
