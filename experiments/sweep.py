@@ -6,6 +6,8 @@
       --shard=$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT     # one share per array task
   python -m experiments.sweep --config experiments/configs/lewm.py:cpu --workdir runs/lam \
       --report_only                                    # the table from the run dirs alone
+  python -m experiments.sweep --config experiments/configs/lewm.py:cpu --workdir runs/lam \
+      --population=5                       # 5 points at a time in one compiled program
 
 Each point trains into ``<workdir>/<overrides>`` and is planned where the dataset is
 plannable; re-running reuses finished points and resumes unfinished ones. ``--config.*``
@@ -30,6 +32,9 @@ config_flags.DEFINE_config_file(
 flags.DEFINE_string("workdir", "runs/sweep", "Directory of the sweep's run directories.")
 flags.DEFINE_bool("list", False, "Print one experiments.train command per point and stop.")
 flags.DEFINE_string("shard", "0/1", "Run only share i of n of the grid (i/n).")
+flags.DEFINE_integer(
+    "population", 1, "Train this many consecutive points together (population training)."
+)
 flags.DEFINE_bool("report_only", False, "Only rebuild the results table from the run dirs.")
 flags.DEFINE_bool("traceback", False, "Show full tracebacks instead of one-line errors.")
 
@@ -50,12 +55,13 @@ def main(argv):
         index, count = sweep.parse_shard(FLAGS.shard)
         mine = sweep.shard(points, index, count)
         sweep.configs(FLAGS.config, points)  # every point checked before anything runs
+        sweep.populations(sweep.configs(FLAGS.config, mine), mine, FLAGS.population)
         if FLAGS.list:
             base_flags = [a for a in sys.argv[1:] if a.startswith("--config.")]
             print("\n".join(sweep.commands(spec, FLAGS.workdir, mine, base_flags)))
             return
         if not FLAGS.report_only:
-            sweep.run(FLAGS.config, FLAGS.workdir, mine)
+            sweep.run(FLAGS.config, FLAGS.workdir, mine, population=FLAGS.population)
         sweep.report(FLAGS.config, FLAGS.workdir, points)
     except (ValueError, TypeError, OSError, FloatingPointError) as e:
         if FLAGS.traceback:

@@ -91,6 +91,13 @@ def _cli(tmp_path, config_file, *flags):
             "sweep point loss.nope=1: override 'loss.nope' names no field of the config",
         ),
         ("def sweep(add, arg=None):\n    add(seed=1)\n", ["--shard=2/2"], "--shard '2/2'"),
+        (
+            "def sweep(add, arg=None):\n    add(seed=1)\n    add(**{'model.latent_dim': 16})\n",
+            ["--population=2"],
+            "sweep points seed=1 .. model.latent_dim=16 cannot share a population: population "
+            "members differ in model.latent_dim (32 vs 16); only seed,",
+        ),
+        ("def sweep(add, arg=None):\n    add(seed=1)\n", ["--population=0"], "got 0"),
     ],
 )
 def test_bad_sweeps_fail_in_one_line_before_anything_runs(tmp_path, body, flags, message):

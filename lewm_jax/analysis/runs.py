@@ -43,6 +43,29 @@ def format_cell(value) -> str:
     return str(value)
 
 
+def read_record(directory, config, *, name, record_file, what) -> dict:
+    """A run's record (``{}`` when there is none); a one-line error when it was made with
+    another config."""
+    path = Path(directory) / record_file
+    record = json.loads(path.read_text()) if path.exists() else {}
+    if record and record.get("config") != json.loads(config.to_json()):
+        raise ValueError(
+            f"{what} run {name!r} in {str(directory)!r} was made with a different config; "
+            "use a new workdir"
+        )
+    return record
+
+
+def write_record(directory, record: dict, *, record_file) -> None:
+    """Writes a run's record (the stages it has done)."""
+    (Path(directory) / record_file).write_text(json.dumps(record, indent=2))
+
+
+def new_record(name, overrides, config, record: dict) -> dict:
+    """``record`` with the run's name, overrides and config in front."""
+    return {"run": name, "overrides": overrides, "config": json.loads(config.to_json()), **record}
+
+
 def run_one(
     name, overrides, config, directory: Path, train_fn, plan_fn, *, record_file, progress, what
 ) -> dict:
@@ -53,28 +76,23 @@ def run_one(
         overrides: the dotted overrides that made ``config``.
         config: the run's config.
         directory: its run directory.
-        train_fn: ``(config, workdir) -> summary``.
+        train_fn: ``(config, workdir) -> summary``; not called when the record says the run
+            is trained (e.g. by a population).
         plan_fn: ``(workdir, plan_config, config=, progress=) -> report``.
         record_file: the record's file name in ``directory``.
         progress: print one line per stage.
         what: the command, for messages ("ablation", "sweep").
     """
-    path = Path(directory) / record_file
-    config_dict = json.loads(config.to_json())
-    record = json.loads(path.read_text()) if path.exists() else {}
-    if record and record.get("config") != config_dict:
-        raise ValueError(
-            f"{what} run {name!r} in {str(directory)!r} was made with a different config; "
-            "use a new workdir"
-        )
+    where = dict(name=name, record_file=record_file, what=what)
+    record = read_record(directory, config, **where)
     if record.get("done"):
         return record
-    record = {"run": name, "overrides": overrides, "config": config_dict, **record}
+    record = new_record(name, overrides, config, record)
     if "train_s" not in record:
         t0 = time.perf_counter()
         train_fn(config, str(directory))
         record["train_s"] = time.perf_counter() - t0
-        path.write_text(json.dumps(record, indent=2))
+        write_record(directory, record, record_file=record_file)
     record["plan_s"], record["planning"] = 0.0, None
     if config.planning.enabled:
         if progress:
@@ -84,5 +102,5 @@ def run_one(
         record["plan_s"] = time.perf_counter() - t0
         record["planning"] = {k: report[k] for k in ("success_rate", "ci95", "episodes")}
     record["done"] = True
-    path.write_text(json.dumps(record, indent=2))
+    write_record(directory, record, record_file=record_file)
     return record

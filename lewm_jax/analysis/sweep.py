@@ -7,6 +7,8 @@ where the dataset is plannable; a re-run reuses finished points and resumes unfi
 (:func:`lewm_jax.analysis.runs.run_one`). ``shard`` splits the grid for job arrays, and
 :func:`report` rebuilds the results table from the run directories alone, so points
 trained by the ``experiments.train`` commands of :func:`commands` are reported as well.
+With ``population=N`` every N consecutive points are trained together in one compiled
+program (:mod:`lewm_jax.training.population`), each still into its own run directory.
 """
 
 import csv
@@ -14,7 +16,15 @@ import math
 import re
 from pathlib import Path
 
-from lewm_jax.analysis.runs import derive_config, final_metric, format_cell, run_one
+from lewm_jax.analysis.runs import (
+    derive_config,
+    final_metric,
+    format_cell,
+    new_record,
+    read_record,
+    run_one,
+    write_record,
+)
 from lewm_jax.training import run_dir
 from lewm_jax.training.reporting import saved_figure
 
@@ -85,8 +95,53 @@ def commands(config_spec: str, workdir, points: list[dict], flags: list[str] = (
     return lines
 
 
-def run(base, workdir, points, *, train_fn=None, plan_fn=None, progress=True) -> None:
-    """Trains (and plans) every point not yet done, each in its own run directory."""
+def populations(derived: list, points: list[dict], size: int) -> list[list[int]]:
+    """Indices of the points trained together: every ``size`` consecutive ones; a
+    one-line error when a group's points differ in more than population fields."""
+    from lewm_jax.training.population import check_population
+
+    if size < 1:
+        raise ValueError(f"--population must be >= 1 (points trained together), got {size}")
+    groups = [list(range(i, min(i + size, len(points)))) for i in range(0, len(points), size)]
+    for g in groups:
+        try:
+            check_population([derived[i] for i in g])
+        except ValueError as e:
+            names = f"{point_name(points[g[0]])} .. {point_name(points[g[-1]])}"
+            raise ValueError(f"sweep points {names} cannot share a population: {e}") from None
+    return groups
+
+
+def _train_together(group, points, derived, workdir: Path, progress: bool) -> None:
+    """Trains the group's points that are not trained yet as one population and records
+    them as trained (the population's wall time is each member's ``train_s``)."""
+    import time
+
+    from lewm_jax.training.population import train_population
+
+    where = dict(record_file=RECORD_FILE, what="sweep")
+    todo = []
+    for i in group:
+        name = point_name(points[i])
+        record = read_record(workdir / name, derived[i], name=name, **where)
+        if "train_s" not in record:
+            todo.append((i, name, record))
+    if len(todo) < 2:  # one point alone trains as a plain run
+        return
+    if progress:
+        print(f"sweep: training {len(todo)} points as one population", flush=True)
+    t0 = time.perf_counter()
+    train_population([derived[i] for i, _, _ in todo], [workdir / n for _, n, _ in todo])
+    seconds = time.perf_counter() - t0
+    for i, name, record in todo:
+        record = new_record(name, points[i], derived[i], record)
+        record.update(train_s=seconds, population=len(todo))
+        write_record(workdir / name, record, record_file=RECORD_FILE)
+
+
+def run(base, workdir, points, *, population=1, train_fn=None, plan_fn=None, progress=True) -> None:
+    """Trains (and plans) every point not yet done, each in its own run directory;
+    ``population`` consecutive points at a time are trained together."""
     from tqdm import tqdm
 
     if train_fn is None:
@@ -94,16 +149,21 @@ def run(base, workdir, points, *, train_fn=None, plan_fn=None, progress=True) ->
     if plan_fn is None:
         from lewm_jax.planning.evaluate import evaluate_planning as plan_fn
     derived = configs(base, points)
+    groups = populations(derived, points, population)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(list(zip(points, derived, strict=True)), desc="sweep", disable=not progress)
-    for overrides, config in bar:
-        name = point_name(overrides)
-        bar.set_postfix_str(name)
-        run_one(
-            name, overrides, config, workdir / name, train_fn, plan_fn,
-            record_file=RECORD_FILE, progress=progress, what="sweep",
-        )  # fmt: skip
+    bar = tqdm(total=len(points), desc="sweep", disable=not progress)
+    for group in groups:
+        _train_together(group, points, derived, workdir, progress)
+        for i in group:
+            name = point_name(points[i])
+            bar.set_postfix_str(name)
+            run_one(
+                name, points[i], derived[i], workdir / name, train_fn, plan_fn,
+                record_file=RECORD_FILE, progress=progress, what="sweep",
+            )  # fmt: skip
+            bar.update(1)
+    bar.close()
 
 
 def report(base, workdir, points: list[dict]) -> list[dict]:
@@ -135,6 +195,7 @@ def report(base, workdir, points: list[dict]) -> list[dict]:
                 "ci95_lo": ci[0],
                 "ci95_hi": ci[1],
                 "train_s": record.get("train_s", math.nan),
+                "population": record.get("population", 1),
                 "plan_s": record.get("plan_s", math.nan),
             }
         )

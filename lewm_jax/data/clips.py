@@ -115,9 +115,6 @@ class ClipSource:
         """This host's rows of the global batch at ``step``."""
         return self.gather(self.clip_indices(step)[self.local_rows])
 
-    def _numbered_batch(self, step: int) -> tuple[int, dict[str, np.ndarray]]:
-        return step, self.batch(step)
-
     def iterate(
         self,
         start_step: int = 0,
@@ -127,47 +124,71 @@ class ClipSource:
         prefetch: int = 2,
         num_threads: int = 2,
     ):
-        """Yields ``(step, batch)`` for ``start_step <= step < stop_step``, in order.
-
-        A grain pipeline over step numbers: element ``n`` is :meth:`batch` of ``n``, so the
-        stream is the same whatever the workers, and resuming at ``start_step`` consumes
-        exactly the batches an uninterrupted run would.
-
-        Args:
-            start_step: first global step.
-            stop_step: one past the last (default: endless).
-            num_workers: grain worker processes reading batches (0: threads in this process,
-                enough for data in memory; HDF5 reads hold a global lock, so files need
-                processes to read in parallel).
-            prefetch: batches read ahead (per worker).
-            num_threads: threads reading batches concurrently (per worker).
-        """
-        import grain
-
-        if num_workers < 0 or prefetch < 1:
-            raise ValueError(
-                f"need num_workers >= 0 and prefetch >= 1, got {num_workers}, {prefetch}"
-            )
-        stop = np.iinfo(np.int64).max if stop_step is None else stop_step
-        steps = grain.MapDataset.range(start_step, max(stop, start_step))
-        ds = steps.map(self._numbered_batch).to_iter_dataset(
-            grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
+        """Yields ``(step, batch)`` for ``start_step <= step < stop_step``, in order
+        (:func:`iterate_batches` of :meth:`batch`)."""
+        return iterate_batches(
+            self.batch,
+            start_step,
+            stop_step,
+            num_workers=num_workers,
+            prefetch=prefetch,
+            num_threads=num_threads,
         )
-        if num_workers:
-            from absl import flags
 
-            # grain's worker pool reads absl flags; outside an absl app take their defaults.
-            if not flags.FLAGS.is_parsed():
-                flags.FLAGS.mark_as_parsed()
-            ds = ds.mp_prefetch(
-                grain.MultiprocessingOptions(
-                    num_workers=num_workers, per_worker_buffer_size=prefetch
-                )
-            )
-        it = iter(ds)
-        try:
-            yield from it
-        finally:
-            close = getattr(it, "close", None)
-            if close is not None:
-                close()
+
+def _numbered(batch_fn, step: int):
+    return step, batch_fn(step)
+
+
+def iterate_batches(
+    batch_fn,
+    start_step: int = 0,
+    stop_step: int | None = None,
+    *,
+    num_workers: int = 0,
+    prefetch: int = 2,
+    num_threads: int = 2,
+):
+    """Yields ``(step, batch_fn(step))`` for ``start_step <= step < stop_step``, in order.
+
+    A grain pipeline over step numbers: element ``n`` is ``batch_fn(n)``, so the stream is
+    the same whatever the workers, and resuming at ``start_step`` consumes exactly the
+    batches an uninterrupted run would.
+
+    Args:
+        batch_fn: a picklable ``step -> batch`` (e.g. :meth:`ClipSource.batch`).
+        start_step: first global step.
+        stop_step: one past the last (default: endless).
+        num_workers: grain worker processes reading batches (0: threads in this process,
+            enough for data in memory; HDF5 reads hold a global lock, so files need
+            processes to read in parallel).
+        prefetch: batches read ahead (per worker).
+        num_threads: threads reading batches concurrently (per worker).
+    """
+    import functools
+
+    import grain
+
+    if num_workers < 0 or prefetch < 1:
+        raise ValueError(f"need num_workers >= 0 and prefetch >= 1, got {num_workers}, {prefetch}")
+    stop = np.iinfo(np.int64).max if stop_step is None else stop_step
+    steps = grain.MapDataset.range(start_step, max(stop, start_step))
+    ds = steps.map(functools.partial(_numbered, batch_fn)).to_iter_dataset(
+        grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
+    )
+    if num_workers:
+        from absl import flags
+
+        # grain's worker pool reads absl flags; outside an absl app take their defaults.
+        if not flags.FLAGS.is_parsed():
+            flags.FLAGS.mark_as_parsed()
+        ds = ds.mp_prefetch(
+            grain.MultiprocessingOptions(num_workers=num_workers, per_worker_buffer_size=prefetch)
+        )
+    it = iter(ds)
+    try:
+        yield from it
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()

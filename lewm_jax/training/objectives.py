@@ -83,7 +83,9 @@ def check_loss_config(loss_config) -> None:
         raise ValueError(
             f"loss.regularizer {loss_config.regularizer!r} not in {sorted(REGULARIZERS)}"
         )
-    if not 0.0 <= loss_config.ema_decay <= 1.0:
+    # Population training passes traced values, checked per member before tracing.
+    decay = loss_config.ema_decay
+    if isinstance(decay, int | float) and not 0.0 <= decay <= 1.0:
         raise ValueError(f"loss.ema_decay must be in [0, 1], got {loss_config.ema_decay}")
 
 

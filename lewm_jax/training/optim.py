@@ -30,10 +30,19 @@ def make_optimizer(optim_config, total_steps: int) -> optax.GradientTransformati
 
     Args:
         optim_config: fields ``lr``, ``weight_decay``, ``b1``, ``b2``, ``eps``,
-            ``grad_clip`` (0 disables clipping) and ``warmup_fraction``.
+            ``grad_clip`` (0 disables clipping) and ``warmup_fraction``. ``lr`` and
+            ``weight_decay`` may be traced arrays (population training vmaps over them).
         total_steps: number of optimizer steps of the run.
     """
-    schedule = make_schedule(optim_config.lr, total_steps, optim_config.warmup_fraction)
+    # The peak scales a unit-peak schedule (warmup and cosine are linear in the peak; equal
+    # up to rounding), so that the peak may be a traced array and a run computes its rate
+    # the same way alone and as a member of a population.
+    unit = make_schedule(1.0, total_steps, optim_config.warmup_fraction)
+    lr = optim_config.lr
+
+    def schedule(count):
+        return lr * unit(count)
+
     chain = [optax.clip_by_global_norm(optim_config.grad_clip)] if optim_config.grad_clip else []
     chain.append(
         optax.adamw(

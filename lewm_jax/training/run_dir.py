@@ -82,18 +82,20 @@ def write_config(workdir: str | os.PathLike, config_json: str) -> None:
     _write_atomic(Path(workdir) / CONFIG_FILE, config_json)
 
 
+def flatten(d: dict, prefix: str = "") -> dict:
+    """A nested config dict as ``{dotted key: value}``."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def config_mismatch(stored: dict, current: dict, sections=("model", "data")) -> list[str]:
     """Dotted keys under ``sections`` or in ``STATE_FIELDS`` that differ between two configs."""
-
-    def flat(d, prefix=""):
-        out = {}
-        for k, v in d.items():
-            if isinstance(v, dict):
-                out.update(flat(v, f"{prefix}{k}."))
-            else:
-                out[f"{prefix}{k}"] = v
-        return out
-
+    flat = flatten
     diffs = []
     for s in sections:
         a, b = flat(stored.get(s, {}), f"{s}."), flat(current.get(s, {}), f"{s}.")

@@ -21,9 +21,10 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
-def data_sharded(mesh: Mesh) -> NamedSharding:
-    """Sharding of batches: split along the leading (batch) axis."""
-    return NamedSharding(mesh, P("data"))
+def data_sharded(mesh: Mesh, batch_axis: int = 0) -> NamedSharding:
+    """Sharding of batches: split along the batch axis (the leading one, or the second of a
+    population's stacked batches)."""
+    return NamedSharding(mesh, P(*[None] * batch_axis, "data"))
 
 
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
@@ -35,15 +36,17 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
         )
 
 
-def to_global(batch: dict, mesh: Mesh) -> dict:
+def to_global(batch: dict, mesh: Mesh, batch_axis: int = 0) -> dict:
     """Assembles host-local numpy batches into global arrays sharded over ``"data"``.
 
-    Each host passes its own rows; the global batch size is ``rows * process_count``.
+    Each host passes its own rows (along ``batch_axis``); the global batch size is
+    ``rows * process_count``.
     """
-    sharding = data_sharded(mesh)
+    sharding = data_sharded(mesh, batch_axis)
 
     def put(x):
-        shape = (x.shape[0] * jax.process_count(), *x.shape[1:])
-        return jax.make_array_from_process_local_data(sharding, x, shape)
+        shape = list(x.shape)
+        shape[batch_axis] *= jax.process_count()
+        return jax.make_array_from_process_local_data(sharding, x, tuple(shape))
 
     return jax.tree.map(put, batch)

@@ -12,7 +12,8 @@ from lewm_jax.training import ema, objectives
 from lewm_jax.training.state import TrainState
 
 
-def _collapse_metrics(z):
+def collapse_metrics(z: jax.Array) -> dict:
+    """Collapse indicators of latents ``(B, T, D)`` logged every step."""
     return {
         "z_std": metrics.mean_std(z),
         "z_rank": metrics.effective_rank(z),
@@ -46,7 +47,9 @@ def _check_state(state: TrainState, loss_config) -> None:
         )
 
 
-def make_train_step(model: JEPA, tx: optax.GradientTransformation, loss_config):
+def make_train_step(
+    model: JEPA, tx: optax.GradientTransformation, loss_config, *, return_latents: bool = False
+):
     """Returns the pure ``train_step(state, batch, key) -> (state, metrics)``.
 
     ``key`` is the run's base key; the step's key is ``fold_in(key, state.step)``, split
@@ -58,6 +61,10 @@ def make_train_step(model: JEPA, tx: optax.GradientTransformation, loss_config):
         model: the JEPA.
         tx: the optimizer.
         loss_config: ``config.loss`` (see :func:`lewm_jax.training.objectives.objective`).
+        return_latents: return ``(state, metrics, z)`` with the batch's latents ``(B, T, D)``
+            in place of the :func:`collapse_metrics`, for a caller that computes those
+            itself (a population, outside its vmap: XLA's CPU runtime was seen to hang on a
+            batched SVD inside the vmapped step on several devices).
     """
     objectives.check_loss_config(loss_config)
 
@@ -91,12 +98,8 @@ def make_train_step(model: JEPA, tx: optax.GradientTransformation, loss_config):
         target_params = state.target_params
         if loss_config.ema_target:
             target_params = ema.ema_update(target_params, params, loss_config.ema_decay)
-        out = {
-            "loss": loss,
-            **aux,
-            "grad_norm": optax.tree.norm(grads),
-            **_collapse_metrics(jax.lax.stop_gradient(z)),
-        }
+        out = {"loss": loss, **aux, "grad_norm": optax.tree.norm(grads)}
+        z = jax.lax.stop_gradient(z)
         new_state = state.replace(
             step=state.step + 1,
             params=params,
@@ -104,13 +107,16 @@ def make_train_step(model: JEPA, tx: optax.GradientTransformation, loss_config):
             opt_state=opt_state,
             target_params=target_params,
         )
-        return new_state, out
+        if return_latents:
+            return new_state, out, z
+        return new_state, {**out, **collapse_metrics(z)}
 
     return train_step
 
 
-def make_eval_step(model: JEPA, loss_config):
-    """Returns ``eval_step(state, batch, key) -> metrics`` (running BatchNorm stats, no dropout)."""
+def make_eval_step(model: JEPA, loss_config, *, return_latents: bool = False):
+    """Returns ``eval_step(state, batch, key) -> metrics`` (running BatchNorm stats, no
+    dropout); with ``return_latents``, ``(metrics, z)`` as for :func:`make_train_step`."""
     objectives.check_loss_config(loss_config)
 
     def eval_step(state: TrainState, batch: dict, key: jax.Array):
@@ -125,6 +131,8 @@ def make_eval_step(model: JEPA, loss_config):
         if loss_config.ema_target:
             target = _ema_targets(model, state, batch["pixels"], train=False)
         _, aux = objectives.objective(z, pred, key=key, loss_config=loss_config, target=target)
-        return {**aux, **_collapse_metrics(z)}
+        if return_latents:
+            return aux, z
+        return {**aux, **collapse_metrics(z)}
 
     return eval_step

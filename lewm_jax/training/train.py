@@ -5,19 +5,27 @@ Preemption-safe: a run resumes from the latest checkpoint in ``workdir``, else f
 ``(config.seed, step)`` and the data order is a function of the step, so a resumed run
 reproduces an uninterrupted one exactly. All input checks run before anything is
 written to ``workdir``.
+
+The loop (:func:`run_loop`) trains a list of members, each a run with its own config and
+run directory: one for a plain run, several for a population trained in one compiled
+program (:mod:`lewm_jax.training.population`). A :class:`Program` says how the members'
+states are stepped together; everything else (resume, logging, checkpoints, validation)
+is per member and the same either way.
 """
 
+import dataclasses
 import functools
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
 from tqdm import tqdm
 
 from lewm_jax.data import datasets
-from lewm_jax.data.clips import ClipSource
+from lewm_jax.data.clips import ClipSource, iterate_batches
 from lewm_jax.data.episodes import action_stats
 from lewm_jax.models import build_model
 from lewm_jax.training import reporting, run_dir, sharding
@@ -27,9 +35,80 @@ from lewm_jax.training.step import make_eval_step, make_train_step
 from lewm_jax.validate import validate_config
 
 
-def _restore_or_init(config, workdir: Path, ckpt, init, sample, abstract):
-    """The resume order: latest checkpoint in workdir, then init_from, then scratch."""
-    if ckpt.latest_step() is not None:
+@dataclasses.dataclass
+class Member:
+    """One run of a training loop: its config, run directory and data (nothing written).
+
+    Attributes:
+        config: the run's config.
+        workdir: its run directory.
+        stored: the config already in ``workdir`` (a resumed run), else None.
+        stats: ``(mean, std)`` of the raw actions that clips are z-scored with.
+        train_src, val_src: its clip sources.
+        total: its number of optimizer steps.
+    """
+
+    config: Any
+    workdir: Path
+    stored: dict | None
+    stats: tuple
+    train_src: ClipSource
+    val_src: ClipSource
+    total: int
+
+
+def open_member(config, workdir, mesh, stores: dict | None = None) -> Member:
+    """Checks ``config`` and what ``workdir`` holds, and opens the run's data.
+
+    Args:
+        config: the run's config (read-only).
+        workdir: its run directory (not created here).
+        mesh: the data mesh (the batch must split over it).
+        stores: a cache ``(data section, seed) -> store`` shared by the members of a loop.
+    """
+    validate_config(config)
+    sharding.check_batch_size(config.batch_size, mesh)
+    stored = run_dir.read_config(workdir) if Path(workdir).is_dir() else None
+    if stored is not None:
+        diffs = run_dir.config_mismatch(stored, config.to_dict())
+        if diffs:
+            raise ValueError(
+                f"workdir {workdir!r} holds a run with a different config ({', '.join(diffs)}); "
+                "use a new workdir"
+            )
+    stores = {} if stores is None else stores
+    key = (config.data.to_json(), config.seed)
+    if key not in stores:
+        store = datasets.open_store(config.data, config.seed)
+        datasets.check_store(store, config.data)
+        stores[key] = store
+    store = stores[key]
+    # A run directory keeps the statistics of its first start, so a resumed run (or another
+    # host) normalises exactly as the first did, without a second pass over the actions.
+    stats = run_dir.read_action_stats(workdir) if stored is not None else None
+    stats = stats or action_stats(store.action_chunks())
+    src_args = dict(
+        batch_size=config.batch_size,
+        num_frames=config.data.num_frames,
+        frameskip=config.data.frameskip,
+        seed=config.seed,
+        train_fraction=config.data.train_fraction,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+        stats=stats,
+    )
+    train_src = ClipSource(store, split="train", **src_args)
+    val_src = ClipSource(store, split="val", **src_args)
+    total = config.total_steps or config.num_epochs * train_src.steps_per_epoch
+    return Member(config, Path(workdir), stored, stats, train_src, val_src, total)
+
+
+def _restore_or_init(config, ckpt, init, sample, abstract, at_step=None):
+    """The resume order: latest checkpoint in workdir (or ``at_step``), then init_from,
+    then scratch."""
+    if at_step:
+        return ckpt.restore(abstract, at_step), f"resumed from step {at_step}"
+    if ckpt.latest_step() is not None and at_step is None:
         state, step, problems = ckpt.restore_latest_valid(abstract)
         for line in problems:
             print(f"lewm_jax: warning: {line}", flush=True)
@@ -48,12 +127,22 @@ def _restore_or_init(config, workdir: Path, ckpt, init, sample, abstract):
     return init(jax.random.key(config.seed), sample), "started from scratch"
 
 
-def _to_rows(pending: list) -> list[dict]:
-    """Fetches per-step device metrics and turns them into JSON rows."""
-    fetched = jax.device_get([m for _, m in pending])
+def _common_step(ckpts) -> int | None:
+    """None when every member's latest checkpoint is the same step (or none has one); else
+    the newest step all of them hold (0: none), so that a population killed between two
+    members' saves resumes together."""
+    latest = {c.latest_step() for c in ckpts}
+    if len(latest) == 1:
+        return None
+    shared = set.intersection(*(set(c.all_steps()) for c in ckpts))
+    return max(shared, default=0)
+
+
+def _to_rows(steps: list[int], fetched: list[dict]) -> list[dict]:
+    """Per-step host metrics as JSON rows."""
     return [
         {"step": s, **{k: float(v) for k, v in m.items()}}
-        for (s, _), m in zip(pending, fetched, strict=True)
+        for s, m in zip(steps, fetched, strict=True)
     ]
 
 
@@ -64,11 +153,10 @@ def _stop_if_non_finite(rows: list[dict], ckpt, workdir: Path) -> None:
         return
     ckpt.wait()  # pending saves are of earlier, finite steps: let them reach the disk
     last = ckpt.latest_step()
-    ckpt.close()
     kept = f"step {last} in {workdir / 'checkpoints'}" if last is not None else "none saved"
     raise FloatingPointError(
-        f"non-finite loss at step {bad[0]} (checked steps {rows[0]['step']}-{rows[-1]['step']}); "
-        f"training stopped without saving; last good checkpoint: {kept}"
+        f"non-finite loss at step {bad[0]} (checked steps {rows[0]['step']}-{rows[-1]['step']}) "
+        f"of {str(workdir)!r}; training stopped without saving; last good checkpoint: {kept}"
     )
 
 
@@ -82,6 +170,203 @@ def evaluate(eval_step, state, source: ClipSource, mesh, key, num_batches: int) 
     return {f"val_{k}": float(np.mean([o[k] for o in jax.device_get(outs)])) for k in outs[0]}
 
 
+class Program:
+    """How a loop's members are stepped: one run alone (this class) or a population.
+
+    Args:
+        members: the loop's members (here exactly one).
+        model: their JEPA.
+        mesh: the data mesh.
+    """
+
+    def __init__(self, members: list[Member], model, mesh):
+        (self.member,) = members
+        config = self.member.config
+        self.mesh = mesh
+        repl, data = sharding.replicated(mesh), sharding.data_sharded(mesh)
+        tx = make_optimizer(config.optim, self.member.total)
+        self.train_step = jax.jit(
+            make_train_step(model, tx, config.loss),
+            in_shardings=(repl, data, repl),
+            out_shardings=(repl, repl),
+            donate_argnums=0,
+        )
+        self.eval_step = jax.jit(
+            make_eval_step(model, config.loss), in_shardings=(repl, data, repl)
+        )
+        # Made inside jit: device_put cannot place an array on other hosts' devices.
+        key = jax.jit(functools.partial(jax.random.key, config.seed), out_shardings=repl)()
+        self.train_key, self.eval_key = jax.random.fold_in(key, 1), jax.random.fold_in(key, 2)
+        self.batch = self.member.train_src.batch  # picklable, for grain workers
+
+    def stack(self, states: list):
+        """The loop's state from the members' states."""
+        return states[0]
+
+    def unstack(self, state) -> list:
+        """The members' states (to save) from the loop's state."""
+        return [state]
+
+    def step(self, state, batch: dict):
+        """One optimizer step of every member: ``(state, metrics)``."""
+        batch = sharding.to_global(batch, self.mesh)
+        with jax.transfer_guard("disallow"):
+            return self.train_step(state, batch, self.train_key)
+
+    def member_metrics(self, fetched: dict) -> list[dict]:
+        """Host metrics of one step, one dict per member."""
+        return [fetched]
+
+    def evaluate(self, state) -> list[dict]:
+        """Validation metrics of every member."""
+        m = self.member
+        return [
+            evaluate(
+                self.eval_step, state, m.val_src, self.mesh, self.eval_key, m.config.eval_batches
+            )
+        ]
+
+
+def run_loop(members: list[Member], program_cls=Program) -> list[dict]:
+    """Trains ``members`` together with ``program_cls``; each resumes, logs and checkpoints
+    in its own run directory. Returns one summary per member (see train_and_evaluate)."""
+    config, mesh = members[0].config, sharding.make_mesh()
+    total = members[0].total
+    model = build_model(config.model, image_size=config.data.image_size)
+    tx = make_optimizer(config.optim, total)  # the state's layout only, whatever the values
+    repl = sharding.replicated(mesh)
+    sample = members[0].train_src.gather(members[0].train_src.starts[:1])
+    init = jax.jit(
+        functools.partial(init_train_state, model, tx, ema_target=config.loss.ema_target),
+        out_shardings=repl,
+    )
+    abstract = jax.eval_shape(init, jax.random.key(config.seed), sample)
+    abstract = jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl), abstract
+    )
+    program = program_cls(members, model, mesh)
+
+    workdirs = [run_dir.check_workdir(m.workdir) for m in members]
+    ckpts = [
+        run_dir.checkpointer(w, keep=config.keep_checkpoints, async_save=config.async_checkpoints)
+        for w in workdirs
+    ]
+    at_step = _common_step(ckpts)
+    existing = [set(c.all_steps()) for c in ckpts]  # steps a member need not save again
+    restored = [
+        _restore_or_init(m.config, c, init, sample, abstract, at_step)
+        for m, c in zip(members, ckpts, strict=True)
+    ]
+    state = program.stack([s for s, _ in restored])
+    is_main = jax.process_index() == 0
+    start = int(jax.device_get(restored[0][0].step))
+    logs = []
+    for m, w in zip(members, workdirs, strict=True):
+        # One run directory for all hosts: only the first writes its files (orbax
+        # checkpoints are written collectively by all of them).
+        if is_main and m.stored is None:
+            run_dir.write_config(w, m.config.to_json(indent=2))
+        # Planning and analysis de-normalise actions with exactly these statistics.
+        if is_main and run_dir.read_action_stats(w) is None:
+            run_dir.write_action_stats(w, *m.stats)
+        logs.append(run_dir.MetricsLog(w, resume_step=start) if is_main else None)
+    if is_main:
+        origin = restored[0][1] + (f" ({len(members)} members)" if len(members) > 1 else "")
+        print(
+            f"lewm_jax: {origin}; {total} steps, {members[0].train_src.steps_per_epoch} per "
+            f"epoch, {len(jax.devices())} devices, workdir " + ", ".join(str(w) for w in workdirs),
+            flush=True,
+        )
+    pending, last, val = [], [{}] * len(members), [{}] * len(members)
+    t0 = t_first = time.time()
+    bar = tqdm(total=total, initial=start, disable=not is_main, desc="train", dynamic_ncols=True)
+    batches = iterate_batches(
+        program.batch,
+        start,
+        total,
+        num_workers=config.data.num_workers,
+        prefetch=config.data.prefetch,
+    )
+    clips_read = 0
+    try:
+        for step, local in batches:
+            clips_read += len(local["actions"]) if len(members) == 1 else 0
+            state, m = program.step(state, local)
+            done = step + 1
+            if step == start:  # steady-state timing starts once the step is compiled and run
+                jax.block_until_ready(m)
+                t_first = time.time()
+            pending.append((done, m))
+            bar.update(1)
+            save = done % config.checkpoint_every == 0 or done == total
+            # Losses are also checked before every save, so no checkpoint follows a
+            # non-finite step.
+            if save or done % config.log_every == 0:
+                steps = [s for s, _ in pending]
+                per_step = [
+                    program.member_metrics(f) for f in jax.device_get([x for _, x in pending])
+                ]
+                pending = []
+                for i, (ckpt, w) in enumerate(zip(ckpts, workdirs, strict=True)):
+                    rows = _to_rows(steps, [p[i] for p in per_step])
+                    _stop_if_non_finite(rows, ckpt, w)
+                    if logs[i]:
+                        logs[i].write(rows)
+                    last[i] = rows[-1]
+                bar.set_postfix(
+                    loss=f"{last[0]['loss']:.4f}",
+                    pred=f"{last[0]['pred_loss']:.4f}",
+                    rank=f"{last[0]['z_rank']:.1f}",
+                )
+            if done % config.eval_every == 0 or done == total:
+                val = program.evaluate(state)
+                for log, d in zip(logs, val, strict=True):
+                    if log:
+                        log.write([{"step": done, **d}])
+            if save:
+                for ckpt, have, s in zip(ckpts, existing, program.unstack(state), strict=True):
+                    if done not in have:
+                        ckpt.save(done, s)
+    finally:
+        batches.close()
+        bar.close()
+        for log in logs:
+            if log:
+                log.close()
+        for ckpt in ckpts:
+            ckpt.wait()
+            ckpt.close()
+    steps_run = int(jax.device_get(program.unstack(state)[0].step)) - start
+    if len(members) == 1:
+        rows = members[0].train_src.local_rows
+        print(
+            f"lewm_jax: process {jax.process_index()} of {jax.process_count()} read {clips_read} "
+            f"training clips (rows {rows.start}-{rows.stop - 1} of each batch of "
+            f"{config.batch_size})",
+            flush=True,
+        )
+    elapsed, steady = time.time() - t0, time.time() - t_first
+    summaries = []
+    for i, w in enumerate(workdirs):
+        if is_main:
+            reporting.plot_curves(logs[i].read(), w / run_dir.CURVES_FILE, title=str(w))
+        summaries.append(
+            {
+                **last[i],
+                **val[i],
+                "total_steps": total,
+                "steps_run": steps_run,
+                "seconds_per_step": elapsed / max(steps_run, 1),
+                # Without the first step (compilation): the figure to compare data sources by.
+                "steady_seconds_per_step": steady / max(steps_run - 1, 1)
+                if steps_run > 1
+                else None,
+                "origin": restored[i][1],
+            }
+        )
+    return summaries
+
+
 def train_and_evaluate(config, workdir: str) -> dict:
     """Trains LeWM as described by ``config`` (never mutated) in ``workdir``.
 
@@ -92,144 +377,5 @@ def train_and_evaluate(config, workdir: str) -> dict:
     Returns:
         Summary: last training metrics, last validation metrics, steps and timing.
     """
-    validate_config(config)
-    mesh = sharding.make_mesh()
-    sharding.check_batch_size(config.batch_size, mesh)
-    stored = run_dir.read_config(workdir) if Path(workdir).is_dir() else None
-    if stored is not None:
-        diffs = run_dir.config_mismatch(stored, config.to_dict())
-        if diffs:
-            raise ValueError(
-                f"workdir {workdir!r} holds a run with a different config ({', '.join(diffs)}); "
-                "use a new workdir"
-            )
-    store = datasets.open_store(config.data, config.seed)
-    datasets.check_store(store, config.data)
-    # A run directory keeps the statistics of its first start, so a resumed run (or another
-    # host) normalises exactly as the first did, without a second pass over the actions.
-    stats = run_dir.read_action_stats(workdir) if stored is not None else None
-    stats = stats or action_stats(store.action_chunks())
-    src_args = dict(
-        batch_size=config.batch_size,
-        num_frames=config.data.num_frames,
-        frameskip=config.data.frameskip,
-        seed=config.seed,
-        train_fraction=config.data.train_fraction,
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
-        stats=stats,
-    )
-    train_src = ClipSource(store, split="train", **src_args)
-    val_src = ClipSource(store, split="val", **src_args)
-    total = config.total_steps or config.num_epochs * train_src.steps_per_epoch
-    model = build_model(config.model, image_size=config.data.image_size)
-    tx = make_optimizer(config.optim, total)
-    repl, data = sharding.replicated(mesh), sharding.data_sharded(mesh)
-
-    sample = train_src.gather(train_src.starts[:1])
-    init = jax.jit(
-        functools.partial(init_train_state, model, tx, ema_target=config.loss.ema_target),
-        out_shardings=repl,
-    )
-    abstract = jax.eval_shape(init, jax.random.key(config.seed), sample)
-    abstract = jax.tree.map(
-        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl), abstract
-    )
-
-    workdir = run_dir.check_workdir(workdir)
-    ckpt = run_dir.checkpointer(
-        workdir, keep=config.keep_checkpoints, async_save=config.async_checkpoints
-    )
-    state, origin = _restore_or_init(config, workdir, ckpt, init, sample, abstract)
-    is_main = jax.process_index() == 0
-    # One run directory for all hosts: only the first writes its files (orbax checkpoints
-    # are written collectively by all of them).
-    if is_main and stored is None:
-        run_dir.write_config(workdir, config.to_json(indent=2))
-    # Planning and analysis de-normalise actions with exactly these statistics.
-    if is_main and run_dir.read_action_stats(workdir) is None:
-        run_dir.write_action_stats(workdir, *stats)
-
-    train_step = jax.jit(
-        make_train_step(model, tx, config.loss),
-        in_shardings=(repl, data, repl),
-        out_shardings=(repl, repl),
-        donate_argnums=0,
-    )
-    eval_step = jax.jit(make_eval_step(model, config.loss), in_shardings=(repl, data, repl))
-    # Made inside jit: device_put cannot place an array on other hosts' devices.
-    base_key = jax.jit(functools.partial(jax.random.key, config.seed), out_shardings=repl)()
-    train_key, eval_key = jax.random.fold_in(base_key, 1), jax.random.fold_in(base_key, 2)
-
-    start = int(jax.device_get(state.step))
-    log = run_dir.MetricsLog(workdir, resume_step=start) if is_main else None
-    if is_main:
-        print(
-            f"lewm_jax: {origin}; {total} steps, {train_src.steps_per_epoch} per epoch, "
-            f"{len(jax.devices())} devices, workdir {workdir}",
-            flush=True,
-        )
-    pending, last, val = [], {}, {}
-    t0 = t_first = time.time()
-    bar = tqdm(total=total, initial=start, disable=not is_main, desc="train", dynamic_ncols=True)
-    batches = train_src.iterate(
-        start, total, num_workers=config.data.num_workers, prefetch=config.data.prefetch
-    )
-    clips_read = 0
-    for step, local in batches:
-        clips_read += len(local["actions"])
-        batch = sharding.to_global(local, mesh)
-        with jax.transfer_guard("disallow"):
-            state, m = train_step(state, batch, train_key)
-        done = step + 1
-        if step == start:  # steady-state timing starts once the step is compiled and run
-            jax.block_until_ready(m)
-            t_first = time.time()
-        pending.append((done, m))
-        bar.update(1)
-        save = done % config.checkpoint_every == 0 or done == total
-        # Losses are also checked before every save, so no checkpoint follows a non-finite step.
-        if save or done % config.log_every == 0:
-            rows, pending = _to_rows(pending), []
-            _stop_if_non_finite(rows, ckpt, workdir)
-            if log:
-                log.write(rows)
-            last = rows[-1]
-            bar.set_postfix(
-                loss=f"{last['loss']:.4f}",
-                pred=f"{last['pred_loss']:.4f}",
-                rank=f"{last['z_rank']:.1f}",
-            )
-        if done % config.eval_every == 0 or done == total:
-            val = evaluate(eval_step, state, val_src, mesh, eval_key, config.eval_batches)
-            if log:
-                log.write([{"step": done, **val}])
-        if save:
-            ckpt.save(done, state)
-    batches.close()
-    bar.close()
-    if log:
-        log.close()
-    ckpt.wait()
-    ckpt.close()
-    steps_run = int(jax.device_get(state.step)) - start
-    rows = train_src.local_rows
-    print(
-        f"lewm_jax: process {jax.process_index()} of {jax.process_count()} read {clips_read} "
-        f"training clips (rows {rows.start}-{rows.stop - 1} of each batch of {config.batch_size})",
-        flush=True,
-    )
-    if is_main:
-        reporting.plot_curves(log.read(), workdir / run_dir.CURVES_FILE, title=str(workdir))
-    return {
-        **last,
-        **val,
-        "total_steps": total,
-        "steps_run": steps_run,
-        "seconds_per_step": (time.time() - t0) / max(steps_run, 1),
-        # Without the first step (compilation): the figure to compare data sources by.
-        "steady_seconds_per_step": (time.time() - t_first) / max(steps_run - 1, 1)
-        if steps_run > 1
-        else None,
-        "origin": origin,
-    }
+    member = open_member(config, workdir, sharding.make_mesh())
+    return run_loop([member])[0]
