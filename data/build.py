@@ -20,7 +20,7 @@ flags.DEFINE_string("data_dir", "~/tensorflow_datasets", "TFDS data directory.")
 
 def main(argv):
     del argv
-    from data.lewm_episodes import builder, make_config
+    from lewm_jax.data.tfds import builder, make_config
 
     try:
         config = make_config(

@@ -1,8 +1,11 @@
 """lewm_jax: LeWorldModel (a JEPA world model trained with SIGReg) in JAX.
 
 The Flax-free losses and metrics are re-exported here, imported on first use (PEP 562), so
-that ``import lewm_jax.data.stores`` in a loader worker process does not import JAX;
-networks live in ``lewm_jax.models`` and training in ``lewm_jax.training.train``.
+that ``import lewm_jax.data.stores`` in a loader worker process does not import JAX. They
+need only the core install (``pip install lewm_jax``: jax, chex, numpy); networks
+(``lewm_jax.models``), environments (``lewm_jax.envs``), training
+(``lewm_jax.training.train``) and dataset files need the extras of ``setup.cfg``
+(``models``, ``envs``, ``train``, ``data``; ``all``), and say which when one is missing.
 """
 
 import importlib

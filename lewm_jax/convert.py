@@ -18,12 +18,16 @@ without it). Arrays here are host NumPy: state dicts map key -> array, variables
 import zipfile
 from pathlib import Path
 
-import jax
-import ml_collections
-import numpy as np
+from lewm_jax._deps import require
 
-from lewm_jax.models.vit import VIT_SIZES, decode_variant
-from lewm_jax.training.run_dir import read_json
+require("lewm_jax.convert", "train", "ml_collections", "flax")
+
+import jax  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+
+from lewm_jax.models.vit import VIT_SIZES, decode_variant  # noqa: E402
+from lewm_jax.training.run_dir import read_json  # noqa: E402
 
 TORCH_HINT = "pip install -e '.[torch]' --extra-index-url https://download.pytorch.org/whl/cpu"
 # HF ViT sizes of stable_pretraining's vit_hf: (width, depth, heads); MLP is 4 x width.

@@ -4,8 +4,8 @@ import jax
 import numpy as np
 import pytest
 
-from data.lewm_episodes import ENVS, builder, make_config, read_episodes
 from lewm_jax.data.collect import collect_episodes
+from lewm_jax.data.tfds import ENVS, builder, make_config, read_episodes
 from lewm_jax.envs import make
 
 
@@ -46,8 +46,8 @@ def test_streamed_tfds_clips_equal_clips_from_memory(tmp_path):
     """TFDSStore reads clips record by record; the batches equal those of read_episodes."""
     import pickle
 
-    from data.lewm_episodes import TFDSStore
     from lewm_jax.data.clips import ClipSource
+    from lewm_jax.data.tfds import TFDSStore
 
     config = make_config("two_room", 16, 4, max_steps=30, seed=3)
     builder(config, str(tmp_path)).download_and_prepare()

@@ -1,6 +1,6 @@
 """Real dataset faults: truncated or mislaid-out TFDS files, and the data order on resume.
 
-Each damaged dataset is a copy of one really built with ``data.lewm_episodes`` and is
+Each damaged dataset is a copy of one really built with ``lewm_jax.data.tfds`` and is
 loaded through ``lewm_jax.data.datasets.load_episodes``, the path training takes.
 """
 
@@ -13,11 +13,11 @@ import pytest
 import tensorflow_datasets as tfds
 from tensorflow_datasets.proto import tf_example_pb2
 
-from data.lewm_episodes import builder, make_config
 from experiments.configs.lewm import get_config
 from lewm_jax.data.clips import ClipSource
 from lewm_jax.data.datasets import load_episodes
 from lewm_jax.data.episodes import Episodes
+from lewm_jax.data.tfds import builder, make_config
 
 BUILT = make_config("two_room", 16, 3, max_steps=20)
 SHARD = "lewm_episodes-train.array_record-00000-of-00001"

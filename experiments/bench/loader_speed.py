@@ -168,7 +168,7 @@ def prepare(workdir: Path, sources, sizes, max_steps: int, o: dict) -> dict:
             files[source, size] = dict(info, bytes=path.stat().st_size)
         del eps  # up to E * 100 frames of 150 KB at 224 px
         if "tfds" in sources:
-            from data.lewm_episodes import builder, make_config
+            from lewm_jax.data.tfds import builder, make_config
 
             config = make_config("two_room", size, episodes, max_steps=max_steps)
             t0 = time.perf_counter()
@@ -183,7 +183,7 @@ def prepare(workdir: Path, sources, sizes, max_steps: int, o: dict) -> dict:
 def open_store(source: str, info: dict, image_size: int):
     """The clip store of a prepared file, resizing frames to ``image_size``."""
     if source == "tfds":
-        from data.lewm_episodes import TFDSStore
+        from lewm_jax.data.tfds import TFDSStore
 
         return TFDSStore(info["config"], info["path"], image_size=image_size)
     from lewm_jax.data.hdf5 import HDF5Store

@@ -11,13 +11,17 @@ Shape letters: N samples (frames), D latent, P physical-state dim, Q probe targe
 
 import functools
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
+from lewm_jax._deps import require
 
-from lewm_jax import envs
-from lewm_jax.data.episodes import Episodes
+require("lewm_jax.analysis.probe", "train", "optax", "gymnax")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from lewm_jax import envs  # noqa: E402
+from lewm_jax.data.episodes import Episodes  # noqa: E402
 
 _STD_FLOOR = 1e-6  # latent or target columns that never vary are left unscaled
 

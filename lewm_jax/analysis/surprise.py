@@ -14,13 +14,17 @@ Shape letters: E episodes, T frames (one per ``frameskip`` env steps), L env ste
 import functools
 import math
 
-import einops
-import jax
-import jax.numpy as jnp
-import numpy as np
+from lewm_jax._deps import require
 
-from lewm_jax.data import episodes as episodes_lib
-from lewm_jax.data.episodes import Episodes
+require("lewm_jax.analysis.surprise", "train", "einops")
+
+import einops  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from lewm_jax.data import episodes as episodes_lib  # noqa: E402
+from lewm_jax.data.episodes import Episodes  # noqa: E402
 
 KINDS = ("control", "teleport", "colour")
 

@@ -50,7 +50,7 @@ def _hdf5(data_config):
 
 
 def _tfds(data_config):
-    from data.lewm_episodes import TFDSStore, make_config
+    from lewm_jax.data.tfds import TFDSStore, make_config
 
     short = {v: k for k, v in ENVS.items()}.get(data_config.env)
     if short is None:

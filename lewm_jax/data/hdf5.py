@@ -5,7 +5,7 @@ The official files (``$STABLEWM_HOME/<name>.h5``, e.g. ``pusht_expert_train.h5``
 ``pixels`` uint8 ``(N, H, W, 3)``, ``action`` ``(N, A)``, optional ``proprio`` and
 ``state``, the episode table ``ep_len``/``ep_offset`` ``(E,)``, and the index columns
 ``ep_idx`` or ``episode_idx`` and ``step_idx`` ``(N,)``. Columns are Blosc-compressed;
-reading them needs the optional ``hdf5plugin`` package (``pip install hdf5plugin``).
+reading them needs ``hdf5plugin``; both it and h5py come with ``pip install 'lewm_jax[data]'``.
 
 :class:`HDF5Store` reads clips on demand (random access to chunks, Blosc included; no
 copy and no cache file), resizing frames to the model's image size on the fly;
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lewm_jax._deps import require
 from lewm_jax.data.episodes import Episodes, episode_offsets
 from lewm_jax.data.stores import resize_frames
 
@@ -30,10 +31,9 @@ REQUIRED = ("pixels", "action", "ep_len", "ep_offset")
 
 
 def _h5py():
-    try:
-        import h5py
-    except ImportError:
-        raise ImportError("reading HDF5 datasets needs h5py: pip install h5py hdf5plugin") from None
+    require("lewm_jax.data.hdf5", "data", "h5py")
+    import h5py
+
     return h5py
 
 
@@ -41,7 +41,7 @@ def _read(f, path: str, name: str, rows=slice(None)) -> np.ndarray:
     try:
         return f[name][rows]
     except OSError as e:
-        hint = "" if hdf5plugin else " (install hdf5plugin for Blosc-compressed columns)"
+        hint = "" if hdf5plugin else " (Blosc needs hdf5plugin: pip install 'lewm_jax[data]')"
         raise OSError(f"{path}: cannot read field {name!r}: {e}{hint}") from None
 
 
@@ -221,7 +221,7 @@ def _filter(compression) -> dict:
     if compression == "blosc":
         if hdf5plugin is None:
             raise ImportError(
-                "writing Blosc-compressed HDF5 needs hdf5plugin: pip install hdf5plugin"
+                "writing Blosc-compressed HDF5 needs hdf5plugin: pip install 'lewm_jax[data]'"
             )
         # What the official files use: Blosc LZ4 with byte shuffle.
         return dict(hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE))

@@ -9,12 +9,17 @@ an environment registered later (e.g. by a test) is seen everywhere:
   register("two_room", "TwoRoom-v0", "lewm_jax.envs.two_room:TwoRoom")
   env, env_params = make("two_room", image_size=64)   # or make("TwoRoom-v0", ...)
 
-The class may be given lazily as ``"module:Class"``, so that this module imports nothing.
+The class may be given lazily as ``"module:Class"``, so that this module imports nothing
+(the check of the envs extra only looks its modules up).
 """
 
 import dataclasses
 import importlib
 from collections.abc import Iterator, Mapping
+
+from lewm_jax._deps import require
+
+require("lewm_jax.envs", "envs", "gymnax", "six", "flax")
 
 
 @dataclasses.dataclass(frozen=True)
