@@ -153,10 +153,11 @@ def _stop_if_non_finite(rows: list[dict], ckpt, workdir: Path) -> None:
         return
     ckpt.wait()  # pending saves are of earlier, finite steps: let them reach the disk
     last = ckpt.latest_step()
-    kept = f"step {last} in {workdir / 'checkpoints'}" if last is not None else "none saved"
+    kept = f"step {last}" if last is not None else "none saved"
+    kept += f" in {workdir / 'checkpoints'}"
     raise FloatingPointError(
-        f"non-finite loss at step {bad[0]} (checked steps {rows[0]['step']}-{rows[-1]['step']}) "
-        f"of {str(workdir)!r}; training stopped without saving; last good checkpoint: {kept}"
+        f"non-finite loss at step {bad[0]} (checked steps {rows[0]['step']}-{rows[-1]['step']}); "
+        f"training stopped without saving; last good checkpoint: {kept}"
     )
 
 
