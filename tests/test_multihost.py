@@ -104,7 +104,11 @@ def test_two_processes_train_as_one_process_with_eight_devices(two_process_run, 
     assert [r["step"] for r in two_rows] == [r["step"] for r in one_rows]
     for r2, r1 in zip(two_rows, one_rows, strict=True):
         for k in r1:
-            np.testing.assert_allclose(r2[k], r1[k], rtol=2e-5, err_msg=f"{k} at {r1['step']}")
+            # mean_cosine averages cosines near 0: its rounding is absolute (seen: 2.9e-6).
+            atol = 1e-5 if k == "mean_cosine" else 0.0
+            np.testing.assert_allclose(
+                r2[k], r1[k], rtol=2e-5, atol=atol, err_msg=f"{k} at {r1['step']}"
+            )
 
     # One run directory, written once (by process 0).
     def files(d):  # event file names carry host, time and pid

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lewm_jax.data.clips import iterate_batches
 from lewm_jax.training import run_dir, sharding
 from lewm_jax.training.optim import make_optimizer
 from lewm_jax.training.step import collapse_metrics, make_eval_step, make_train_step
@@ -167,6 +168,9 @@ class PopulationProgram(Program):
             lambda s: [jax.tree.map(lambda x, i=i: x[i], s) for i in range(self.num_members)],
             out_shardings=repl,
         )
+
+    def iterate(self, start: int, stop: int, **kwargs):
+        return iterate_batches(self.batch, start, stop, **kwargs)
 
     def stack(self, states: list):
         return self._stack(states)

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lewm_jax.data import datasets
-from lewm_jax.data.clips import ClipSource, iterate_batches
+from lewm_jax.data.clips import ClipSource
 from lewm_jax.data.episodes import action_stats
 from lewm_jax.models import build_model
 from lewm_jax.training import reporting, run_dir, sharding
@@ -200,6 +200,10 @@ class Program:
         self.train_key, self.eval_key = jax.random.fold_in(key, 1), jax.random.fold_in(key, 2)
         self.batch = self.member.train_src.batch  # picklable, for grain workers
 
+    def iterate(self, start: int, stop: int, **kwargs):
+        """``(step, host batch)`` for ``start <= step < stop`` (see ClipSource.iterate)."""
+        return self.member.train_src.iterate(start, stop, **kwargs)
+
     def stack(self, states: list):
         """The loop's state from the members' states."""
         return states[0]
@@ -281,12 +285,8 @@ def run_loop(members: list[Member], program_cls=Program) -> list[dict]:
     pending, last, val = [], [{}] * len(members), [{}] * len(members)
     t0 = t_first = time.time()
     bar = tqdm(total=total, initial=start, disable=not is_main, desc="train", dynamic_ncols=True)
-    batches = iterate_batches(
-        program.batch,
-        start,
-        total,
-        num_workers=config.data.num_workers,
-        prefetch=config.data.prefetch,
+    batches = program.iterate(
+        start, total, num_workers=config.data.num_workers, prefetch=config.data.prefetch
     )
     clips_read = 0
     try:
