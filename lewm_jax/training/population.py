@@ -99,7 +99,8 @@ class PopulationProgram(Program):
         configs = [m.config for m in members]
         config, total, self.mesh = configs[0], members[0].total, mesh
         hp_keys = [k for k in check_population(configs) if k != "seed"]
-        hps_np = {k: np.asarray([_get(c, k) for c in configs], np.float32) for k in hp_keys}
+        flats = [run_dir.flatten(c.to_dict()) for c in configs]
+        hps_np = {k: np.asarray([f[k] for f in flats], np.float32) for k in hp_keys}
         # One batch source per distinct (data, seed); members index into them.
         keys = [(m.config.data.to_json(), m.config.seed) for m in members]
         distinct = list(dict.fromkeys(keys))
@@ -203,13 +204,6 @@ class PopulationProgram(Program):
             {f"val_{k}": float(np.mean([o[k][m] for o in outs[:n]])) for k in outs[0]}
             for m, n in enumerate(counts)
         ]
-
-
-def _get(config, dotted: str):
-    node = config
-    for part in dotted.split("."):
-        node = node[part]
-    return node
 
 
 def train_population(configs, workdirs) -> list[dict]:
