@@ -6,12 +6,15 @@ A two-link planar arm seen from above. The model follows dm_control's ``reacher.
   fingertip sphere); capsules of radius 0.01 m and MuJoCo's default density 1000 kg/m^3
   give the masses, centres of mass and inertias (computed below); no gravity in the plane;
 - joints: the shoulder is unlimited (stored wrapped to [-pi, pi)), the wrist is limited to
-  +-160 deg (clamped, with the velocity into the limit zeroed); damping 0.01 N m s/rad;
+  +-160 deg by MuJoCo's soft limit constraint (default solref/solimp: the wrist overshoots a
+  little and springs back); damping 0.01 N m s/rad;
 - actuators: torques ``0.05 * a`` for the action a in [-1, 1]^2 (clipped);
-- integration: one 0.02 s step per action, semi-implicit Euler with the damping implicit
-  (MuJoCo's default integrator): ``(M(q) + dt b) qdot' = M(q) qdot + dt (tau - c(q, qdot))``,
-  then ``q' = q + dt qdot'``, with M and the Coriolis/centrifugal term c of the two-link arm.
-  The damping caps joint speeds near ``0.05 / 0.01 = 5`` rad/s, i.e. 0.1 rad per step.
+- integration: MuJoCo's default Euler integrator with implicit damping at 0.02 s, and one
+  env step is two of them (``ACTION_REPEAT``, stable-worldmodel's ``DMControlWrapper``, so
+  the reference ``swm/ReacherDMControl-v0`` moves as far per step). Replayed from the same
+  state with the same actions, qpos stays within a few 1e-6 rad of dm_control's over 100
+  steps, limit hits included (tests/test_reacher_dmc.py). The damping caps joint speeds
+  near ``0.05 / 0.01 = 5`` rad/s, i.e. 0.2 rad per env step.
 
 Physical state, P = 4 (float32): ``[shoulder, wrist, shoulder_vel, wrist_vel]`` (rad, rad/s).
 The goal is a joint configuration with the same layout (zero velocity); only the angles
@@ -23,8 +26,12 @@ dataset's episode length).
 Reset (DMC's ``randomize_limited_and_rotational_joints``): shoulder ~ U[-pi, pi], wrist ~
 U[-160, 160] deg, zero velocity; the goal is an independent draw. Frames: the top camera of
 the DMC scene (0.75 m above the floor, 45 deg field of view, so the view spans +-0.31 m):
-dark blue floor, the arena's +-0.3 m walls as light-blue lines, the root as a light-blue
-disc, the links as orange capsules with darker shoulder and wrist dots, and the fingertip.
+the colours of DMC's lit scene as stable-worldmodel renders it (``physics.render``, camera
+0, the target hidden), fitted by least squares to dm_control's frames: a floor brightening
+towards the centre, the walls' reflection as a lighter band inside the +-0.3 m arena, the
+cyan root, and the arm and fingertip shaded across their width (brightest on the axis).
+The arm lies 0.01 m above the floor, so it is drawn 0.75 / 0.74 larger (perspective).
+``python -m experiments.bench.reacher_dmc`` measures the remaining frame difference.
 No target is drawn: the goal is a configuration, and the goal image is the arm drawn at it.
 """
 
@@ -38,10 +45,19 @@ from lewm_jax.envs import base, render
 
 L1, L2, HAND, LINK_RADIUS = 0.12, 0.12, 0.10, 0.01
 GEAR, DAMPING, DT = 0.05, 0.01, 0.02
+ACTION_REPEAT = 2  # MuJoCo steps per env step (stable-worldmodel's DMControlWrapper)
 WRIST_LIMIT = float(np.deg2rad(160.0))
+SOLREF = (0.02, 1.0)  # MuJoCo's default joint-limit solref (timeconst, dampratio)
+SOLIMP = (0.9, 0.95, 0.001, 0.5, 2.0)  # and solimp (dmin, dmax, width, midpoint, power)
 VIEW = float(0.75 * np.tan(np.deg2rad(22.5)))
-_FLOOR, _WALL = (38.0, 64.0, 89.0), (77.0, 128.0, 179.0)
-_ARM, _JOINT, _TIP = (179.0, 128.0, 77.0), (140.0, 95.0, 60.0), (179.0, 102.0, 51.0)
+# Colours fitted to dm_control's 224 px frames (RGB 0-255; rho = distance from the centre
+# in m, s = sqrt(1 - (d / r)^2) across a link of radius r at distance d from its axis).
+_FLOOR = ((43.5, 90.0, 134.6), (-22.1, -53.2, -82.7))  # a + b rho inside the arena
+_REFLECTION = ((47.6, 88.8, 128.8), (65.4, 105.6, 146.0))  # band 0.285-0.3 m, inner to outer
+_OUTSIDE, _ROOT = (40.1, 66.2, 92.1), (197.0, 255.0, 255.0)
+_ARM = ((253.8, -31.5, -108.2), (1.2, 289.6, 280.1), (-0.7, -77.6, -88.6))  # a + b s + c rho
+_TIP = ((252.0, -51.0, -76.2), (3.1, 250.2, 183.4))  # a + b s
+ARM_SCALE = 0.75 / 0.74  # the arm plane (z = 0.01 m) seen from the camera at 0.75 m
 
 
 def _capsule(length: float, r: float = LINK_RADIUS, rho: float = 1000.0):
@@ -64,6 +80,19 @@ I2 = (
     + 0.4 * _m_tip * LINK_RADIUS**2
     + _m_tip * (L2 - LC2) ** 2
 )
+# MuJoCo's dof_invweight0 of the wrist: (M^-1)_22 at qpos0 (the straight arm); it scales
+# the softness of the limit constraint.
+_M0 = np.array(
+    [
+        [
+            I1 + M1 * LC1**2 + M2 * L1**2 + 2 * M2 * L1 * LC2 + I2 + M2 * LC2**2,
+            I2 + M2 * LC2**2 + M2 * L1 * LC2,
+        ],
+        [0.0, I2 + M2 * LC2**2],
+    ]
+)
+_M0[1, 0] = _M0[0, 1]
+INVWEIGHT0 = float(np.linalg.inv(_M0)[1, 1])
 
 
 def wrap_angle(theta: jax.Array) -> jax.Array:
@@ -71,25 +100,84 @@ def wrap_angle(theta: jax.Array) -> jax.Array:
     return jnp.mod(theta + jnp.pi, 2 * jnp.pi) - jnp.pi
 
 
-def dynamics(q: jax.Array, qd: jax.Array, torque: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """One DT step of the arm: ``(q (2,), qd (2,), torque (2,)) -> (q', qd')``."""
+def mass_matrix(q: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Joint-space inertia ``M(q) (2, 2)`` and Coriolis/centrifugal force ``c(q, qd) (2,)``
+    coefficients: returns ``(M, h)`` with ``c = (-h (2 qd0 qd1 + qd1^2), h qd0^2)``."""
     c2, s2 = jnp.cos(q[1]), jnp.sin(q[1])
     m22 = I2 + M2 * LC2**2
     m12 = m22 + M2 * L1 * LC2 * c2
     m11 = I1 + M1 * LC1**2 + M2 * L1**2 + m12 + M2 * L1 * LC2 * c2
-    h = M2 * L1 * LC2 * s2
+    return jnp.stack([jnp.stack([m11, m12]), jnp.stack([m12, m22])]), M2 * L1 * LC2 * s2
+
+
+def _solve2(a: jax.Array, b: jax.Array) -> jax.Array:
+    """``a^-1 b`` for a symmetric (2, 2) ``a`` (closed form: no LU on tiny matrices)."""
+    det = a[0, 0] * a[1, 1] - a[0, 1] * a[0, 1]
+    return jnp.stack([a[1, 1] * b[0] - a[0, 1] * b[1], a[0, 0] * b[1] - a[0, 1] * b[0]]) / det
+
+
+def _impedance(violation: jax.Array) -> jax.Array:
+    """MuJoCo's constraint impedance d(r) for solimp (0.9, 0.95, 0.001, 0.5, 2)."""
+    dmin, dmax, width, mid, power = SOLIMP
+    x = jnp.clip(violation / width, 0.0, 1.0)
+    y = jnp.where(
+        x <= mid,
+        x**power / mid ** (power - 1),
+        1 - (1 - x) ** power / (1 - mid) ** (power - 1),
+    )
+    return dmin + y * (dmax - dmin)
+
+
+def _limit_force(q, qd, acc0, inv_m) -> jax.Array:
+    """Force (scalar, along the wrist) of MuJoCo's soft wrist-limit constraint.
+
+    The constraint is present only beyond the limit (distance r < 0). With one constraint,
+    MuJoCo's convex solver has the closed form ``f = max(0, -(J a0 - aref) / (A + R))``:
+    J = +-1 selects the wrist, a0 the unconstrained acceleration, ``A = J M^-1 J^T``,
+    ``R = (1 - d) / d * invweight0`` and the reference acceleration ``aref = -b J qd - k d r``
+    of solref (timeconst, dampratio), the time constant raised to 2 dt (MuJoCo's refsafe).
+    The limit is soft: the wrist overshoots slightly, then springs back.
+    """
+    upper = q[1] > 0
+    jac = jnp.where(upper, -1.0, 1.0)
+    dist = jnp.where(upper, WRIST_LIMIT - q[1], q[1] + WRIST_LIMIT)
+    imp = _impedance(-dist)
+    timeconst, dampratio = max(SOLREF[0], 2 * DT), SOLREF[1]
+    dmax = SOLIMP[1]
+    b = 2.0 / (dmax * timeconst)
+    k = 1.0 / (dmax * dmax * timeconst * timeconst * dampratio * dampratio)
+    aref = -b * jac * qd[1] - k * imp * dist
+    a_diag = inv_m[1, 1]
+    r = (1.0 - imp) / imp * INVWEIGHT0
+    force = jnp.maximum(0.0, -(jac * acc0[1] - aref) / (a_diag + r))
+    return jnp.where(dist < 0, jac * force, 0.0)
+
+
+def mujoco_step(q: jax.Array, qd: jax.Array, torque: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One DT MuJoCo step of the arm: ``(q (2,), qd (2,), torque (2,)) -> (q', qd')``.
+
+    Euler with implicit damping (MuJoCo's default integrator): the smooth force
+    ``tau - c(q, qd) - b qd`` plus the wrist-limit force f, then
+    ``(M + dt b) qdd = force``, ``qd' = qd + dt qdd``, ``q' = q + dt qd'``.
+    """
+    m, h = mass_matrix(q)
     bias = jnp.stack([-h * (2 * qd[0] * qd[1] + qd[1] ** 2), h * qd[0] ** 2])
-    a11, a12, a22 = m11 + DT * DAMPING, m12, m22 + DT * DAMPING
-    r = jnp.stack([m11 * qd[0] + m12 * qd[1], m12 * qd[0] + m22 * qd[1]]) + DT * (torque - bias)
-    det = a11 * a22 - a12 * a12
-    qd = jnp.stack([a22 * r[0] - a12 * r[1], a11 * r[1] - a12 * r[0]]) / det
-    q = q + DT * qd
-    # The wrist limit: stop at the stop, keep only velocity pointing back inside.
-    at_limit = jnp.abs(q[1]) >= WRIST_LIMIT
-    outward = jnp.sign(q[1]) * qd[1] > 0
-    qd = qd.at[1].set(jnp.where(at_limit & outward, 0.0, qd[1]))
-    q = jnp.stack([wrap_angle(q[0]), jnp.clip(q[1], -WRIST_LIMIT, WRIST_LIMIT)])
-    return q, qd
+    smooth = torque - bias - DAMPING * qd
+    det = m[0, 0] * m[1, 1] - m[0, 1] * m[0, 1]
+    inv_m = jnp.stack([jnp.stack([m[1, 1], -m[0, 1]]), jnp.stack([-m[0, 1], m[0, 0]])]) / det
+    limit = _limit_force(q, qd, inv_m @ smooth, inv_m)
+    force = smooth + jnp.stack([jnp.zeros_like(limit), limit])
+    qdd = _solve2(m + DT * DAMPING * jnp.eye(2), force)
+    qd = qd + DT * qdd
+    return q + DT * qd, qd
+
+
+def dynamics(q: jax.Array, qd: jax.Array, torque: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One env step (``ACTION_REPEAT`` MuJoCo steps, as stable-worldmodel's DMC wrapper):
+    ``(q (2,), qd (2,), torque (2,)) -> (q', qd')``, the shoulder wrapped to [-pi, pi)."""
+    for _ in range(ACTION_REPEAT):
+        q, qd = mujoco_step(q, qd, torque)
+    return jnp.stack([wrap_angle(q[0]), q[1]]), qd
 
 
 def sample_configuration(key: jax.Array) -> jax.Array:
@@ -138,10 +226,14 @@ class Reacher(base.PixelEnv):
         super().__init__(image_size)
         xs, ys, self._edge = render.pixel_grid(image_size, -VIEW, VIEW, y_up=True)
         self._xs, self._ys = xs, ys
-        walls = jnp.maximum(jnp.abs(xs), jnp.abs(ys)) - 0.3
-        img = jnp.broadcast_to(jnp.asarray(_FLOOR, jnp.float32), self.obs_shape)
-        img = render.composite(img, render.coverage(jnp.abs(walls) - 0.003, self._edge), _WALL)
-        img = render.composite(img, render.coverage(jnp.hypot(xs, ys) - 0.011, self._edge), _WALL)
+        rho, box = jnp.hypot(xs, ys), jnp.maximum(jnp.abs(xs), jnp.abs(ys))
+        floor = jnp.asarray(_FLOOR[0]) + rho[..., None] * jnp.asarray(_FLOOR[1])
+        ramp = jnp.clip((box - 0.285) / 0.015, 0.0, 1.0)[..., None]
+        band = jnp.asarray(_REFLECTION[0]) + ramp * (np.subtract(*_REFLECTION[::-1]))
+        img = render.composite(floor, render.coverage(0.285 - box, self._edge), band)
+        img = render.composite(img, render.coverage(0.3 - box, self._edge), _OUTSIDE)
+        # The root cylinder's top (z = 0.02) is above the arm: drawn over it, per frame.
+        self._root = np.asarray(render.coverage(rho - 0.011 * 0.75 / 0.73, self._edge))
         self._background = np.asarray(jax.device_get(img))
 
     @property
@@ -152,19 +244,24 @@ class Reacher(base.PixelEnv):
         """Renders a (P,) physical state to a uint8 (H, W, 3) frame."""
         xs, ys, edge = self._xs, self._ys, self._edge
         q = physical_state[:2]
-        u1 = jnp.stack([jnp.cos(q[0]), jnp.sin(q[0])])
-        u2 = jnp.stack([jnp.cos(q[0] + q[1]), jnp.sin(q[0] + q[1])])
-        wrist, tip = L1 * u1, L1 * u1 + L2 * u2
-        img = jnp.asarray(self._background)
-        shapes = [
-            (render.capsule_sdf(xs, ys, jnp.zeros(2), wrist, LINK_RADIUS), _ARM),
-            (render.capsule_sdf(xs, ys, wrist, wrist + HAND * u2, LINK_RADIUS), _ARM),
-            (render.disc_sdf(xs, ys, jnp.zeros(2), 0.6 * LINK_RADIUS), _JOINT),
-            (render.disc_sdf(xs, ys, wrist, 0.6 * LINK_RADIUS), _JOINT),
-            (render.disc_sdf(xs, ys, tip, LINK_RADIUS), _TIP),
-        ]
-        for sdf, colour in shapes:
-            img = render.composite(img, render.coverage(sdf, edge), colour)
+        u1 = jnp.stack([jnp.cos(q[0]), jnp.sin(q[0])]) * ARM_SCALE
+        u2 = jnp.stack([jnp.cos(q[0] + q[1]), jnp.sin(q[0] + q[1])]) * ARM_SCALE
+        wrist, tip, radius = L1 * u1, L1 * u1 + L2 * u2, LINK_RADIUS * ARM_SCALE
+        axis = jnp.minimum(
+            render.capsule_sdf(xs, ys, jnp.zeros(2), wrist, 0.0),
+            render.capsule_sdf(xs, ys, wrist, wrist + HAND * u2, 0.0),
+        )
+        shade = jnp.sqrt(jnp.clip(1.0 - jnp.square(axis / radius), 0.0, 1.0))[..., None]
+        rho = jnp.hypot(xs, ys)[..., None]
+        arm = jnp.asarray(_ARM[0]) + shade * jnp.asarray(_ARM[1]) + rho * jnp.asarray(_ARM[2])
+        img = render.composite(
+            jnp.asarray(self._background), render.coverage(axis - radius, edge), arm
+        )
+        img = render.composite(img, jnp.asarray(self._root), _ROOT)
+        to_tip = jnp.hypot(xs - tip[0], ys - tip[1])
+        shade = jnp.sqrt(jnp.clip(1.0 - jnp.square(to_tip / radius), 0.0, 1.0))[..., None]
+        tip_colour = jnp.asarray(_TIP[0]) + shade * jnp.asarray(_TIP[1])
+        img = render.composite(img, render.coverage(to_tip - radius, edge), tip_colour)
         return render.to_uint8(img)
 
     def physical_state(self, state: EnvState) -> jax.Array:
@@ -184,7 +281,7 @@ class Reacher(base.PixelEnv):
         ps = jnp.zeros(4).at[: jnp.shape(physical_state)[0]].set(physical_state)
         goal = jnp.zeros(4).at[:2].set(jnp.asarray(goal_state, jnp.float32)[:2])
         state = EnvState(
-            qpos=jnp.stack([wrap_angle(ps[0]), jnp.clip(ps[1], -WRIST_LIMIT, WRIST_LIMIT)]),
+            qpos=jnp.stack([wrap_angle(ps[0]), ps[1]]),  # as given: the soft limit may be passed
             qvel=ps[2:4],
             goal=goal,
             policy_key=key,
@@ -199,7 +296,8 @@ class Reacher(base.PixelEnv):
         return self.reset_to_state(k_policy, start, sample_configuration(k_goal), params)
 
     def step_env(self, key, state: EnvState, action, params: EnvParams):
-        """One 0.02 s step; returns (obs, state, reward, terminated, info)."""
+        """One env step (two 0.02 s MuJoCo steps); returns (obs, state, reward, terminated,
+        info)."""
         del key
         action = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
         qpos, qvel = dynamics(state.qpos, state.qvel, GEAR * action)
