@@ -16,6 +16,7 @@ from lewm_jax.planning.cost import (  # noqa: E402
     terminal_cost,
 )
 from lewm_jax.planning.gradient import gradient_planner  # noqa: E402
+from lewm_jax.planning.icem import icem  # noqa: E402
 from lewm_jax.planning.mppi import mppi  # noqa: E402
 from lewm_jax.planning.pixels import make_pixel_planner  # noqa: E402
 from lewm_jax.planning.registry import PLANNERS, check_planner  # noqa: E402
@@ -27,6 +28,7 @@ __all__ = [
     "cem",
     "check_planner",
     "gradient_planner",
+    "icem",
     "make_latent_cost",
     "make_pixel_planner",
     "mppi",

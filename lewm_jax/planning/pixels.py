@@ -34,7 +34,7 @@ def make_pixel_planner(
 
     Args:
         model: the JEPA.
-        planner: ``"cem"``, ``"gradient"`` or ``"mppi"`` (see ``PLANNERS``).
+        planner: ``"cem"``, ``"gradient"``, ``"icem"`` or ``"mppi"`` (see ``PLANNERS``).
         cost: ``"terminal"`` or ``"all_steps"`` (see ``lewm_jax.planning.COSTS``).
         rollout: rollout function (default ``lewm_jax.planning.rollout.rollout_cached``).
         **settings: keyword settings of the planner, e.g. ``num_samples=300``.

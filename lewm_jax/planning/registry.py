@@ -8,9 +8,10 @@ import inspect
 
 from lewm_jax.planning.cem import cem
 from lewm_jax.planning.gradient import gradient_planner
+from lewm_jax.planning.icem import icem
 from lewm_jax.planning.mppi import mppi
 
-PLANNERS = {"cem": cem, "gradient": gradient_planner, "mppi": mppi}
+PLANNERS = {"cem": cem, "gradient": gradient_planner, "icem": icem, "mppi": mppi}
 
 
 def check_planner(name: str, settings: dict | None = None) -> None:
