@@ -3,7 +3,15 @@
   python -m experiments.plan --workdir runs/lewm --planner=cem
   python -m experiments.plan --workdir runs/lewm --planner=gradient --episodes=50 \
       --settings='{"num_samples": 100, "num_steps": 30, "lr": 0.1}'
-  python -m experiments.plan --workdir runs/lewm --planners=cem,gradient,mppi
+  python -m experiments.plan --workdir runs/lewm --planners=cem,icem,gradient,mppi
+  python -m experiments.plan --workdir runs/lewm --seeds=3 --pairs=train
+
+``--seeds=N`` evaluates the seeds ``seed .. seed + N - 1`` (``--episodes`` each, own
+start/goal pairs and planner noise) and reports per-seed rates, their mean and sd and the
+pooled rate; ``--pairs`` says where start/goal pairs come from: ``heldout`` (episodes
+generated with the evaluation seed, never trained on) or ``train`` (the training episodes;
+the only choice for hdf5/tfds datasets). The report (JSON and printed table) states the
+protocol, episodes solved at the start, the rate without them and every episode's outcome.
 
 Starts from the run's ``planning`` config; flags override it. With ``--config`` the run
 must have been made by that config (model and data), else a one-line error.
@@ -18,13 +26,15 @@ from experiments.configs.common import load_config
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training run directory (config.json + checkpoints).")
-flags.DEFINE_list("planners", [], "Planners to evaluate side by side: cem, gradient, mppi.")
+flags.DEFINE_list("planners", [], "Planners to evaluate side by side: cem, gradient, icem, mppi.")
 flags.DEFINE_string("planner", None, "One planner (same as --planners=<name>).")
 flags.DEFINE_integer("episodes", None, "Closed-loop episodes.")
 flags.DEFINE_integer("horizon", None, "Planned action blocks.")
 flags.DEFINE_integer("receding", None, "Blocks executed before replanning.")
 flags.DEFINE_integer("budget", None, "Env steps per episode.")
-flags.DEFINE_integer("seed", None, "Evaluation seed.")
+flags.DEFINE_integer("seed", None, "Evaluation seed (the first one with --seeds).")
+flags.DEFINE_integer("seeds", None, "Evaluation seeds seed, seed + 1, ... (episodes each).")
+flags.DEFINE_string("pairs", None, "Start/goal pairs from heldout or train episodes.")
 flags.DEFINE_string("cost", None, "terminal or all_steps.")
 flags.DEFINE_string("settings", None, "JSON dict of planner keyword settings.")
 flags.DEFINE_string("config", None, "Config spec the run must match, e.g. file.py:cpu.")
@@ -41,6 +51,8 @@ def plan_config_from_flags(stored):
         "receding": FLAGS.receding,
         "budget": FLAGS.budget,
         "seed": FLAGS.seed,
+        "num_seeds": FLAGS.seeds,
+        "pairs": FLAGS.pairs,
         "cost": FLAGS.cost,
     }
     for k, v in overrides.items():

@@ -8,7 +8,7 @@ say, fails before training starts rather than after it:
 - ``model``: :func:`lewm_jax.models.jepa.check_model_config`;
 - ``loss``: :func:`lewm_jax.training.objectives.check_loss_config`;
 - ``optim``: :func:`lewm_jax.training.optim.check_optim_config`;
-- ``planning`` (planner and cost names, setting names, protocol):
+- ``planning`` (planner and cost names, setting names, protocol, seeds, start/goal pairs):
   :func:`lewm_jax.planning.evaluate.check_planning_config`, and, when planning is enabled,
   that the dataset has an environment to plan in.
 """
@@ -48,6 +48,14 @@ def validate_config(config) -> None:
         )
     check_loss_config(config.loss)
     check_optim_config(config.optim)
-    check_planning_config(config.planning, frameskip=config.data.frameskip)
+    # Where start/goal pairs come from is checked against the dataset only when the run
+    # plans: a file dataset (no held-out episodes) needs planning.pairs=train.
+    plans = config.planning.enabled
+    check_planning_config(
+        config.planning,
+        frameskip=config.data.frameskip,
+        dataset=config.data.name if plans else None,
+        train_seed=config.seed if plans else None,
+    )
     if config.planning.enabled:
         datasets.env_name(config.data)  # raises when the dataset has no environment

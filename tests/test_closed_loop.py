@@ -73,6 +73,10 @@ def test_closed_loop_runs_all_episodes_in_one_program_and_checks_success():
     assert out["frames"].shape == (2, 11, 32, 32, 3) and out["frames"].dtype == jnp.uint8
     assert bool(out["success"][0]) and int(out["first_success"][0]) == 0
     assert not bool(out["success"][1]) and int(out["first_success"][1]) == 10
+    # Solved at start exactly when the start already meets the goal criterion.
+    at_goal = jax.vmap(lambda s, g: env.is_success(s, g, params))(start_state, goal_state)
+    np.testing.assert_array_equal(out["solved_at_start"], at_goal)
+    np.testing.assert_array_equal(out["solved_at_start"], [True, False])
     first = jax.vmap(lambda s, g: env.reset_to_state(keys[2], s, g, params)[0])
     np.testing.assert_array_equal(out["frames"][:, 0], first(start_state, goal_state))
 

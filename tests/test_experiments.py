@@ -130,6 +130,8 @@ def test_plan_command_evaluates_planners_and_refuses_bad_inputs(tmp_path):
         f"--workdir={tmp_path / 'nope'}": "does not exist",
         "--config=experiments/configs/lewm.py:cpu": "belongs to a different config",
         "--planner=beam": "unknown planner 'beam'",
+        "--seeds=0": "planning.num_seeds must be >= 1, got 0",
+        "--pairs=val": "unknown planning.pairs 'val'; expected one of ('heldout', 'train')",
     }
     for flag, message in cases.items():
         bad = _run([*plan, flag])

@@ -29,6 +29,21 @@ def _with(**overrides):
         ({"planning.horizon": 5}, "exceeds the budget"),
         ({"planning.num_episodes": 0}, "planning.num_episodes must be >= 1"),
         ({"planning.enabled": True}, "has no environment"),
+        ({"planning.num_seeds": 0}, "planning.num_seeds must be >= 1, got 0"),
+        ({"planning.pairs": "val"}, r"unknown planning.pairs 'val'; expected one of \('heldout'"),
+        (
+            {"planning.enabled": True, "planning.seed": 3071, "planning.num_seeds": 2},
+            "planning seeds 3071-3072 include the training seed 3072",
+        ),
+        (
+            {
+                "data.name": "hdf5",
+                "data.path": "missing.h5",
+                "data.env": "TwoRoom-v0",
+                "planning.enabled": True,
+            },
+            r"dataset 'hdf5' has no held-out episodes .*; set planning.pairs=train",
+        ),
         ({"model.encoder": "Mu/7"}, "multiple of the patch size 7"),
         ({"model.dropout": 1.0}, r"model.dropout must be in \[0, 1\)"),
         ({"optim.lr": 0.0}, "optim.lr must be > 0"),

@@ -111,10 +111,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.planning = ml_collections.ConfigDict()
     c.planning.enabled = env in plannable  # evaluate planning after training
-    c.planning.planner = "cem"  # "cem", "gradient" or "mppi"
+    c.planning.planner = "cem"  # "cem", "icem", "gradient" or "mppi"
     c.planning.cost = "terminal"  # "terminal" (the paper's) or "all_steps"
     c.planning.num_episodes = 50  # closed-loop evaluation episodes
     c.planning.seed = 42  # eval seed: held-out episodes, starts, planner noise
+    c.planning.num_seeds = 1  # eval seeds seed, seed + 1, ...; num_episodes each, pooled
+    # start/goal pairs: "heldout" (episodes generated with the eval seed, never trained on) or
+    # "train" (the training episodes; the only choice for hdf5/tfds, split over clips)
+    c.planning.pairs = "heldout"
     c.planning.dataset_episodes = 200  # held-out episodes that starts and goals come from
     c.planning.offset = 25  # goal = the dataset frame this many env steps after the start
     c.planning.budget = 50  # env steps per episode
@@ -125,6 +129,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.planning.settings.cem = dict(num_samples=300, num_iters=30, num_elites=30)
     c.planning.settings.gradient = dict(num_samples=100, num_steps=30, lr=0.1)
     c.planning.settings.mppi = dict(num_samples=300, num_iters=30, num_elites=30, temperature=0.5)
+    c.planning.settings.icem = dict(
+        num_samples=100,
+        num_iters=30,
+        num_elites=10,
+        noise_beta=2.0,
+        elite_fraction=0.3,
+        momentum=0.1,
+    )
 
     if arg.size in ("cpu", "ablation"):
         c.batch_size = 64
@@ -171,6 +183,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.planning.settings.cem = dict(num_samples=16, num_iters=3, num_elites=4)
         c.planning.settings.gradient = dict(num_samples=8, num_steps=3, lr=0.1)
         c.planning.settings.mppi = dict(num_samples=16, num_iters=3, num_elites=4, temperature=0.5)
+        c.planning.settings.icem = dict(num_samples=16, num_iters=3, num_elites=4)
     c.lock()
     return c
 

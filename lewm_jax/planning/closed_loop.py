@@ -69,14 +69,16 @@ def make_closed_loop(
     (E, H, W, 3)) -> dict`` of per-episode results, jitted and vmapped over episodes.
 
     Results: ``success (E,)`` bool (criterion at any step), ``first_success (E,)`` env
-    step of the first success (or ``budget``), ``frames (E, budget + 1, H, W, 3)`` uint8
-    observations, ``final_dist (E,)`` planning cost of the last plan.
+    step of the first success (or ``budget``), ``solved_at_start (E,)`` bool (the start
+    already meets the criterion: success at step 0 without planning), ``frames (E,
+    budget + 1, H, W, 3)`` uint8 observations, ``final_cost (E,)`` planning cost of the
+    last plan.
 
     Args:
         env: an environment of ``lewm_jax.envs``.
         env_params: its parameters.
         model: the JEPA (evaluation mode).
-        planner: ``"cem"``, ``"gradient"`` or ``"mppi"``.
+        planner: ``"cem"``, ``"gradient"``, ``"icem"`` or ``"mppi"``.
         planner_settings: keyword settings of the planner.
         cost: ``"terminal"`` or ``"all_steps"``.
         action_mean: per-dimension mean ``(A_raw,)`` of the training data's raw actions.
@@ -137,6 +139,7 @@ def make_closed_loop(
         return {
             "success": success,
             "first_success": first,
+            "solved_at_start": at_goal,
             "frames": jnp.concatenate([obs[None], frames], axis=0),
             "final_cost": costs[-1],
         }

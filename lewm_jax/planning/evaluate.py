@@ -1,30 +1,58 @@
 """Planning evaluation of a trained run: load a workdir, run closed-loop MPC, report.
 
-Writes ``planning_<planner>.json`` (success rate with a 95 % Wilson interval, planning
-time), ``planning_<planner>.gif`` (a few episodes: observation beside goal) and
-``planning_<planner>.png`` (per-episode outcome and success over time) into the workdir.
+Writes ``planning_<planner>.json`` (the protocol, success rate with a 95 % Wilson
+interval pooled over every seed's episodes, per-seed rates, episodes solved at the start,
+per-episode outcomes, planning time), ``planning_<planner>.gif`` (a few episodes of the
+first seed: observation beside goal) and ``planning_<planner>.png`` (success over time)
+into the workdir, only once every seed has been evaluated.
 Shape letters: E episodes, P physical state, H/W pixels.
 """
 
-import json
 import time
 
 import jax
 import numpy as np
 
 from lewm_jax.data import datasets
-from lewm_jax.planning import closed_loop
+from lewm_jax.planning import closed_loop, report
 from lewm_jax.planning.cost import check_cost
 from lewm_jax.planning.registry import check_planner
+from lewm_jax.planning.report import format_report
 from lewm_jax.training import run_dir
-from lewm_jax.training.reporting import saved_figure
+
+# Where start/goal pairs come from: episodes generated with the evaluation seed (never
+# trained on) or the run's training episodes.
+PAIRS = ("heldout", "train")
+# Planning fields newer than some stored runs: a config.json without them means these.
+DEFAULTS = {"num_seeds": 1, "pairs": "heldout"}
 
 
-def check_planning_config(plan_config, *, frameskip: int) -> None:
+def plan_field(plan_config, name: str):
+    """``plan_config[name]``, or its default for runs stored before the field existed."""
+    return plan_config.get(name, DEFAULTS[name])
+
+
+def eval_seeds(plan_config) -> list[int]:
+    """The evaluation seeds ``seed, seed + 1, ...`` (``num_seeds`` of them)."""
+    return [plan_config.seed + i for i in range(plan_field(plan_config, "num_seeds"))]
+
+
+def check_planning_config(
+    plan_config, *, frameskip: int, dataset: str | None = None, train_seed: int | None = None
+) -> None:
     """One-line errors for a ``config.planning`` section that cannot run.
 
     Checks the planner and cost names, the setting names of every planner listed under
-    ``settings``, the protocol (budget, horizon, receding) and the episode counts.
+    ``settings``, the protocol (budget, horizon, receding), the episode and seed counts and
+    where start/goal pairs come from.
+
+    Args:
+        plan_config: ``config.planning`` (read-only).
+        frameskip: ``config.data.frameskip``.
+        dataset: ``config.data.name`` of a run that will plan: a file dataset has no
+            held-out episodes, so it needs ``pairs="train"``. None skips this check.
+        train_seed: ``config.seed``; held-out episodes of an evaluation seed equal to it
+            would be training episodes. None skips this check.
     """
     for name, settings in plan_config.settings.items():
         check_planner(name, settings)
@@ -41,6 +69,23 @@ def check_planning_config(plan_config, *, frameskip: int) -> None:
             raise ValueError(f"planning.{name} must be >= {low}, got {plan_config[name]}")
     if plan_config.gif_episodes < 0:
         raise ValueError(f"planning.gif_episodes must be >= 0, got {plan_config.gif_episodes}")
+    num_seeds = plan_field(plan_config, "num_seeds")
+    if num_seeds < 1:
+        raise ValueError(f"planning.num_seeds must be >= 1, got {num_seeds}")
+    pairs = plan_field(plan_config, "pairs")
+    if pairs not in PAIRS:
+        raise ValueError(f"unknown planning.pairs {pairs!r}; expected one of {PAIRS}")
+    if pairs == "heldout" and dataset in datasets.FILE_DATASETS:
+        raise ValueError(
+            f"dataset {dataset!r} has no held-out episodes (its train/val split is over clips, "
+            "so every episode contributed training clips); set planning.pairs=train"
+        )
+    seeds = eval_seeds(plan_config)
+    if pairs == "heldout" and train_seed in seeds:
+        raise ValueError(
+            f"planning seeds {seeds[0]}-{seeds[-1]} include the training seed {train_seed}, "
+            "so the held-out episodes would be training episodes; choose another planning.seed"
+        )
 
 
 def report_stem(plan_config) -> str:
@@ -48,39 +93,124 @@ def report_stem(plan_config) -> str:
     return f"planning_{plan_config.planner}"
 
 
+def pair_episodes(config, plan_config, seed: int):
+    """The episodes evaluation seed ``seed`` draws its start/goal pairs from.
+
+    ``pairs="heldout"``: ``dataset_episodes`` episodes generated with ``seed`` (never
+    trained on). ``"train"``: a generated dataset's training episodes (``config.seed``,
+    ``data.num_episodes``), or a file dataset's first ``dataset_episodes`` episodes.
+    """
+    if plan_field(plan_config, "pairs") == "heldout":
+        return datasets.load_episodes(config.data, seed, num_episodes=plan_config.dataset_episodes)
+    if config.data.name in datasets.FILE_DATASETS:
+        return datasets.load_episodes(
+            config.data, config.seed, num_episodes=plan_config.dataset_episodes
+        )
+    return datasets.load_episodes(config.data, config.seed)
+
+
+def describe_pairs(config, plan_config, num_source: int) -> str:
+    """One line saying where the start/goal pairs came from (``num_source`` episodes)."""
+    seeds = eval_seeds(plan_config)
+    if plan_field(plan_config, "pairs") == "heldout":
+        which = (
+            f"seed {seeds[0]}"
+            if len(seeds) == 1
+            else f"each evaluation seed ({seeds[0]}-{seeds[-1]})"
+        )
+        return (
+            f"heldout: {num_source} episodes generated with {which}; "
+            f"training used seed {config.seed}"
+        )
+    if config.data.name in datasets.FILE_DATASETS:
+        return (
+            f"train: the first {num_source} episodes of {config.data.name} dataset "
+            f"{config.data.path} (every episode contributed training clips)"
+        )
+    return f"train: the {num_source} training episodes (generated with seed {config.seed})"
+
+
+def run_seeds(run, variables, config, plan_config, *, progress: bool = False):
+    """Calls the closed loop ``run`` for every evaluation seed, compiled once.
+
+    Returns:
+        ``(results, info)``: per seed a dict of ``seed``, ``start (E,)``, ``goal (E,)``,
+        ``episode (E,)`` (dataset episode of each start) and ``out`` (the loop's results;
+        frames, and ``goal_frames``, for the first seed only: they make the GIF); ``info``
+        holds ``compile_s``, ``wall_s`` (summed over seeds) and ``dataset_episodes``.
+    """
+    heldout = plan_field(plan_config, "pairs") == "heldout"
+    results, compiled, eps, compile_s, wall = [], None, None, 0.0, 0.0
+    for seed in eval_seeds(plan_config):
+        if eps is None or heldout:  # the training episodes are the same for every seed
+            eps = pair_episodes(config, plan_config, seed)
+        if eps.state is None:
+            raise ValueError(
+                f"dataset {config.data.name!r} stores no physical state to evaluate from"
+            )
+        start, goal = closed_loop.sample_eval_episodes(
+            eps, plan_config.num_episodes, offset=plan_config.offset, seed=seed
+        )
+        args = (eps.state[start], eps.state[goal], eps.pixels[goal])
+        key = jax.random.key(seed)
+        if compiled is None:
+            if progress:
+                print(
+                    f"planning: compiling {plan_config.planner} for {len(start)} episodes",
+                    flush=True,
+                )
+            t0 = time.perf_counter()
+            compiled = run.lower(key, variables, *args).compile()
+            compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out = compiled(key, variables, *args)
+        out = jax.device_get({k: v for k, v in out.items() if k != "frames" or not results})
+        wall += time.perf_counter() - t0
+        episode = np.searchsorted(eps.ep_offset, start, side="right") - 1
+        result = dict(seed=seed, start=start, goal=goal, episode=episode, out=out)
+        if not results:
+            result["goal_frames"] = eps.pixels[goal]
+        results.append(result)
+        if progress:
+            solved = int(out["success"].sum())
+            print(f"planning: seed {seed}: {solved}/{len(start)} solved", flush=True)
+    info = {"compile_s": compile_s, "wall_s": wall, "dataset_episodes": len(eps.ep_len)}
+    return results, info
+
+
 def evaluate_planning(workdir, plan_config, *, config=None, progress: bool = True) -> dict:
-    """Closed-loop planning evaluation of the run in ``workdir``.
+    """Closed-loop planning evaluation of the run in ``workdir``, over every evaluation seed.
+
+    The closed loop is compiled once and called per seed; each seed has its own start/goal
+    pairs and planner noise. Nothing is written unless every seed's evaluation succeeded.
 
     Args:
         workdir: a training run's directory (config.json + checkpoints).
         plan_config: ``config.planning`` (read-only): planner, settings, episodes, seed,
-            offset, budget, horizon, receding, cost, gif_episodes.
+            num_seeds, pairs, offset, budget, horizon, receding, cost, gif_episodes.
         config: optional config that the stored one must match.
         progress: print progress lines.
 
     Returns:
-        The report dict (also written as JSON).
+        The report dict (also written as JSON; see :func:`report.summarize`).
     """
     trained = run_dir.load_run(workdir, config)
     config, model, variables = trained.config, trained.model, trained.variables
-    check_planning_config(plan_config, frameskip=config.data.frameskip)
+    check_planning_config(
+        plan_config,
+        frameskip=config.data.frameskip,
+        dataset=config.data.name,
+        train_seed=config.seed,
+    )
     mean, std = trained.action_stats
     env, env_params = datasets.make_env(config.data)
-    # Held-out episodes from another seed: starts and goals the model never trained on.
-    eval_eps = datasets.load_episodes(
-        config.data, plan_config.seed, num_episodes=plan_config.dataset_episodes
-    )
-    if eval_eps.state is None:
-        raise ValueError(f"dataset {config.data.name!r} stores no physical state to evaluate from")
-    start, goal = closed_loop.sample_eval_episodes(
-        eval_eps, plan_config.num_episodes, offset=plan_config.offset, seed=plan_config.seed
-    )
+    settings = dict(plan_config.settings[plan_config.planner])
     run = closed_loop.make_closed_loop(
         env,
         env_params,
         model,
         planner=plan_config.planner,
-        planner_settings=dict(plan_config.settings[plan_config.planner]),
+        planner_settings=settings,
         cost=plan_config.cost,
         action_mean=mean,
         action_std=std,
@@ -89,96 +219,42 @@ def evaluate_planning(workdir, plan_config, *, config=None, progress: bool = Tru
         receding=plan_config.receding,
         frameskip=config.data.frameskip,
     )
-    args = (eval_eps.state[start], eval_eps.state[goal], eval_eps.pixels[goal])
-    key = jax.random.key(plan_config.seed)
-    if progress:
-        print(f"planning: compiling {plan_config.planner} for {len(start)} episodes", flush=True)
-    t0 = time.perf_counter()
-    compiled = run.lower(key, variables, *args).compile()
-    compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    out = jax.device_get(compiled(key, variables, *args))
-    wall = time.perf_counter() - t0
+    results, info = run_seeds(run, variables, config, plan_config, progress=progress)
     num_plans = -(-plan_config.budget // (plan_config.receding * config.data.frameskip))
-    n, k = len(start), int(out["success"].sum())
-    lo, hi = closed_loop.wilson_interval(k, n)
-    report = {
-        "env": config.data.name,
+    protocol = {
+        "offset": plan_config.offset,
+        "budget": plan_config.budget,
+        "horizon": plan_config.horizon,
+        "receding": plan_config.receding,
+        "frameskip": config.data.frameskip,
+        "cost": plan_config.cost,
         "planner": plan_config.planner,
-        "settings": dict(plan_config.settings[plan_config.planner]),
-        "episodes": n,
-        "successes": k,
-        "success_rate": k / n,
-        "ci95": [lo, hi],
-        "mean_first_success_step": float(out["first_success"][out["success"]].mean())
-        if k
-        else None,
-        "compile_s": compile_s,
-        "eval_wall_s": wall,
-        "plans": n * num_plans,
-        "s_per_plan_batched": wall / (n * num_plans),
-        "device": jax.devices()[0].device_kind,
+        "settings": settings,
+        "num_episodes": plan_config.num_episodes,
+        "seeds": eval_seeds(plan_config),
+        "pairs": plan_field(plan_config, "pairs"),
+        "dataset_episodes": info["dataset_episodes"],
     }
+    summary = report.summarize(
+        results,
+        env=config.data.name,
+        protocol=protocol,
+        pairs=describe_pairs(config, plan_config, info["dataset_episodes"]),
+        compile_s=info["compile_s"],
+        wall_s=info["wall_s"],
+        num_plans=num_plans,
+    )
     stem = report_stem(plan_config)
-    run_dir.report_path(workdir, stem, ".json").write_text(json.dumps(report, indent=2))
-    write_gif(
+    report.write_json(run_dir.report_path(workdir, stem, ".json"), summary)
+    first = results[0]["out"]
+    report.write_gif(
         run_dir.report_path(workdir, stem, ".gif"),
-        out["frames"],
-        eval_eps.pixels[goal],
-        out["success"],
+        first["frames"],
+        results[0]["goal_frames"],
+        first["success"],
         plan_config.gif_episodes,
     )
-    plot_outcomes(run_dir.report_path(workdir, stem, ".png"), out, report, plan_config.budget)
+    report.plot_outcomes(run_dir.report_path(workdir, stem, ".png"), results, summary)
     if progress:
-        print(format_report([report]), flush=True)
-    return report
-
-
-def format_report(reports: list[dict]) -> str:
-    """A Markdown table of planning reports."""
-    lines = [
-        "| planner | env | success | 95% CI | episodes | s/plan (batched) | eval wall s |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in reports:
-        lines.append(
-            f"| {r['planner']} | {r['env']} | {100 * r['success_rate']:.0f} % | "
-            f"{100 * r['ci95'][0]:.0f}-{100 * r['ci95'][1]:.0f} % | {r['episodes']} | "
-            f"{r['s_per_plan_batched']:.3f} | {r['eval_wall_s']:.1f} |"
-        )
-    return "\n".join(lines)
-
-
-def write_gif(path, frames, goals, success, num: int, fps: int = 10) -> None:
-    """Animated GIF of the first ``num`` episodes, each as observation | goal side by side."""
-    from PIL import Image
-
-    num = min(num, len(frames))
-    if num < 1:
-        return
-    tiles = []
-    for t in range(frames.shape[1]):
-        rows = []
-        for e in range(num):
-            bar = np.zeros((frames.shape[2], 2, 3), np.uint8)
-            bar[..., 1 if success[e] else 0] = 255  # green edge: solved, red: not
-            rows.append(np.concatenate([frames[e, t], bar, goals[e]], axis=1))
-        tiles.append(np.concatenate(rows, axis=0))
-    images = [Image.fromarray(x).resize((x.shape[1] * 2, x.shape[0] * 2)) for x in tiles]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=1000 // fps, loop=0)
-
-
-def plot_outcomes(path, out: dict, report: dict, budget: int) -> None:
-    """PNG summary: cumulative success against env steps."""
-    first = np.where(out["success"], out["first_success"], budget + 1)
-    steps = np.arange(budget + 1)
-    with saved_figure(path) as (_, ax):
-        ax.plot(steps, [(first <= s).mean() for s in steps])
-        ax.set_xlabel("env step")
-        ax.set_ylabel("fraction solved")
-        ax.set_ylim(0, 1)
-        lo, hi = report["ci95"]
-        ax.set_title(
-            f"{report['planner']} on {report['env']}: {100 * report['success_rate']:.0f} % "
-            f"[{100 * lo:.0f}, {100 * hi:.0f}]"
-        )
+        print(format_report([summary]), flush=True)
+    return summary

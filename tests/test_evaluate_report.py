@@ -1,0 +1,153 @@
+"""The planning report: seeds, where start/goal pairs come from, the protocol header and
+per-episode outcomes, on one tiny trained Two-Room run."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments.configs.lewm import get_config
+from lewm_jax.data import datasets
+from lewm_jax.planning import closed_loop
+from lewm_jax.planning.evaluate import check_planning_config, evaluate_planning, pair_episodes
+from lewm_jax.planning.report import format_report
+from lewm_jax.training.train import train_and_evaluate
+
+PROTOCOL_KEYS = {
+    "offset",
+    "budget",
+    "horizon",
+    "receding",
+    "frameskip",
+    "cost",
+    "planner",
+    "settings",
+    "num_episodes",
+    "seeds",
+    "pairs",
+    "dataset_episodes",
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    config = get_config("test,env=two_room")
+    config.total_steps = 2
+    workdir = tmp_path_factory.mktemp("plan") / "run"
+    train_and_evaluate(config, str(workdir))
+    return config, workdir
+
+
+def _plan(config, **overrides):
+    plan = config.planning.copy_and_resolve_references()
+    plan.gif_episodes = 1
+    for k, v in overrides.items():
+        plan[k] = v
+    return plan
+
+
+def _starts(report, seed):
+    return [r["start"] for r in report["episodes_detail"] if r["seed"] == seed]
+
+
+def test_two_heldout_seeds_pool_and_report_the_protocol(trained):
+    config, workdir = trained
+    plan = _plan(config, num_seeds=2)
+    report = evaluate_planning(str(workdir), plan, config=config, progress=False)
+    n = plan.num_episodes
+    per_seed = report["per_seed"]
+    assert [s["seed"] for s in per_seed] == [42, 43] and report["episodes"] == 2 * n
+    assert report["successes"] == sum(s["successes"] for s in per_seed)
+    assert report["success_rate"] == report["successes"] / (2 * n)
+    rates = [s["success_rate"] for s in per_seed]
+    assert report["over_seeds"]["mean"] == pytest.approx(np.mean(rates))
+    assert report["over_seeds"]["sd"] == pytest.approx(np.std(rates, ddof=1))
+    # Each seed draws its pairs from the episodes generated with that seed.
+    for seed in (42, 43):
+        eps = datasets.load_episodes(config.data, seed, num_episodes=plan.dataset_episodes)
+        mine = pair_episodes(config, plan, seed)
+        np.testing.assert_array_equal(mine.pixels, eps.pixels)
+        start, _ = closed_loop.sample_eval_episodes(eps, n, offset=plan.offset, seed=seed)
+        assert _starts(report, seed) == start.tolist()
+    assert _starts(report, 42) != _starts(report, 43)
+    assert report["pairs"] == (
+        "heldout: 8 episodes generated with each evaluation seed (42-43); training used seed 3072"
+    )
+
+    saved = json.loads((workdir / "planning_cem.json").read_text())
+    assert set(saved["protocol"]) == PROTOCOL_KEYS and saved["protocol"]["seeds"] == [42, 43]
+    assert saved["protocol"]["pairs"] == "heldout" and saved["protocol"]["offset"] == 10
+    detail = saved["episodes_detail"]
+    assert len(detail) == 2 * n
+    assert set(detail[0]) == {
+        "seed",
+        "episode",
+        "start",
+        "goal",
+        "success",
+        "first_success",
+        "solved_at_start",
+        "final_cost",
+    }
+    assert all(r["goal"] - r["start"] == plan.offset for r in detail)
+    assert all(r["first_success"] == 0 for r in detail if r["solved_at_start"])
+    assert all((r["first_success"] is None) != r["success"] for r in detail)
+    at_start = sum(r["solved_at_start"] for r in detail)
+    assert saved["solved_at_start"] == {"episodes": at_start, "share": at_start / (2 * n)}
+    rest = [r for r in detail if not r["solved_at_start"]]
+    excluding = saved["excluding_solved_at_start"]
+    assert excluding["episodes"] == len(rest)
+    assert excluding["successes"] == sum(r["success"] for r in rest)
+
+    text = format_report([report])
+    header = text.splitlines()[0]
+    assert header.startswith("protocol: cem (") and "num_samples=16" in header
+    assert "goal 10 env steps ahead, budget 10 steps" in header and "seeds 42-43" in header
+    for column in ("solved at start", "success w/o solved-at-start", "over seeds (mean ± sd)"):
+        assert column in text
+
+
+def test_train_pairs_come_from_the_training_episodes(trained):
+    config, workdir = trained
+    plan = _plan(config, pairs="train")
+    report = evaluate_planning(str(workdir), plan, config=config, progress=False)
+    train_eps = datasets.load_episodes(config.data, config.seed)
+    np.testing.assert_array_equal(pair_episodes(config, plan, 42).pixels, train_eps.pixels)
+    start, goal = closed_loop.sample_eval_episodes(
+        train_eps, plan.num_episodes, offset=plan.offset, seed=42
+    )
+    assert _starts(report, 42) == start.tolist()
+    assert [r["goal"] for r in report["episodes_detail"]] == goal.tolist()
+    assert report["pairs"] == "train: the 12 training episodes (generated with seed 3072)"
+    assert report["protocol"]["dataset_episodes"] == config.data.num_episodes
+    # One seed: the fields single-seed readers (sweep, ablation, records) use are unchanged.
+    assert report["episodes"] == plan.num_episodes and len(report["ci95"]) == 2
+    assert report["over_seeds"] == {"seeds": 1, "mean": report["success_rate"], "sd": None}
+
+
+def test_bad_inputs_fail_in_one_line_without_touching_the_report(trained):
+    config, workdir = trained
+    path = workdir / "planning_cem.json"
+    if not path.exists():  # this test alone: no report yet
+        path.write_text("{}")
+    before = path.read_bytes()
+    cases = {
+        "num_seeds": (0, "planning.num_seeds must be >= 1, got 0"),
+        "pairs": ("val", "unknown planning.pairs 'val'; expected one of ('heldout', 'train')"),
+        "seed": (3071, "planning seeds 3071-3072 include the training seed 3072"),
+    }
+    for field, (value, message) in cases.items():
+        plan = _plan(config, **({"num_seeds": 2} | {field: value}))
+        with pytest.raises(ValueError) as err:
+            evaluate_planning(str(workdir), plan, config=config, progress=False)
+        assert str(err.value).startswith(message) and "\n" not in str(err.value)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["hdf5", "tfds"])
+def test_file_datasets_have_no_heldout_pairs(name):
+    plan = get_config("test").planning
+    with pytest.raises(ValueError, match="set planning.pairs=train$") as err:
+        check_planning_config(plan, frameskip=5, dataset=name)
+    assert str(err.value).startswith(f"dataset {name!r} has no held-out episodes")
+    check_planning_config(_plan(get_config("test"), pairs="train"), frameskip=5, dataset=name)
