@@ -32,17 +32,25 @@ flags.DEFINE_string("json", None, "Write the figures here.")
 flags.DEFINE_string("out", None, "Folder for the frame strips (PNG).")
 
 
-def replay(dmc, env, params, rng) -> dict:
-    """Joint-angle error (rad) of our env against dm_control over replayed episodes."""
-    from lewm_jax.envs import reacher as rc
+def random_replay(rng, episodes: int, steps: int):
+    """Start angles ``(E, 2)`` and actions ``(E, T, 2)``: a random bias per episode plus
+    noise, so that most episodes push the wrist into its soft limit and hold it there."""
+    starts = np.stack(
+        [rng.uniform(-np.pi, np.pi, episodes), rng.uniform(-2.7, 2.7, episodes)], axis=1
+    )
+    noise = 0.5 * rng.normal(size=(episodes, steps, 2))
+    return starts, np.clip(rng.uniform(-1, 1, (episodes, 1, 2)) + noise, -1, 1)
 
-    n, steps = FLAGS.episodes, FLAGS.steps
-    starts = np.stack([rng.uniform(-np.pi, np.pi, n), rng.uniform(-2.7, 2.7, n)], axis=1)
-    actions = np.clip(rng.uniform(-1, 1, (n, 1, 2)) + 0.5 * rng.normal(size=(n, steps, 2)), -1, 1)
+
+def ours_qpos(starts, actions) -> np.ndarray:
+    """Our Reacher's joint angles ``(E, T, 2)`` after each env step, from rest."""
+    from lewm_jax.envs import make
+
+    env, params = make("Reacher-v0", image_size=16)
 
     @jax.jit
     @jax.vmap
-    def ours(q0, acts):
+    def rollout(q0, acts):
         _, state = env.reset_to_state(jax.random.key(0), q0, jnp.zeros(2), params)
 
         def step(state, a):
@@ -51,27 +59,47 @@ def replay(dmc, env, params, rng) -> dict:
 
         return jax.lax.scan(step, state, acts)[1]
 
-    got = np.asarray(ours(jnp.asarray(starts, jnp.float32), jnp.asarray(actions, jnp.float32)))
-    ref = np.zeros_like(got, dtype=np.float64)
-    for e in range(n):
+    return np.asarray(rollout(jnp.asarray(starts, jnp.float32), jnp.asarray(actions, jnp.float32)))
+
+
+def dmc_qpos(dmc, starts, actions) -> np.ndarray:
+    """dm_control's joint angles ``(E, T, 2)``, ``ACTION_REPEAT`` physics steps per step."""
+    from lewm_jax.envs.reacher import ACTION_REPEAT
+
+    out = np.zeros(actions.shape, np.float64)
+    for e, (q0, acts) in enumerate(zip(starts, actions, strict=True)):
         dmc.reset()
         with dmc.physics.reset_context():
-            dmc.physics.data.qpos[:] = starts[e]
+            dmc.physics.data.qpos[:] = q0
             dmc.physics.data.qvel[:] = 0.0
-        for t in range(steps):
-            for _ in range(rc.ACTION_REPEAT):
-                dmc.step(actions[e, t])
-            ref[e, t] = dmc.physics.data.qpos
+        for t, a in enumerate(acts):
+            for _ in range(ACTION_REPEAT):
+                dmc.step(a)
+            out[e, t] = dmc.physics.data.qpos
+    return out
+
+
+def joint_error(got, ref) -> np.ndarray:
+    """Worst joint's absolute angle error ``(E, T)``, the shoulder's wrapped."""
     err = got - ref
     err[..., 0] = (err[..., 0] + np.pi) % (2 * np.pi) - np.pi
-    err = np.abs(err).max(axis=-1)  # (E, T) worst joint
+    return np.abs(err).max(axis=-1)
+
+
+def replay(dmc, rng) -> dict:
+    """Joint-angle error (rad) of our env against dm_control over replayed episodes."""
+    from lewm_jax.envs.reacher import WRIST_LIMIT
+
+    starts, actions = random_replay(rng, FLAGS.episodes, FLAGS.steps)
+    ref = dmc_qpos(dmc, starts, actions)
+    err = joint_error(ours_qpos(starts, actions), ref)
     return {
-        "episodes": n,
-        "steps": steps,
+        "episodes": FLAGS.episodes,
+        "steps": FLAGS.steps,
         "max_abs_err_rad": float(err.max()),
         "mean_abs_err_rad": float(err.mean()),
         "max_abs_err_at_step_10_rad": float(err[:, 9].max()),
-        "max_wrist_overshoot_rad": float((np.abs(ref[..., 1]) - rc.WRIST_LIMIT).max()),
+        "max_wrist_overshoot_rad": float((np.abs(ref[..., 1]) - WRIST_LIMIT).max()),
         "mean_wrist_motion_per_step_rad": float(np.abs(np.diff(ref[..., 1], axis=1)).mean()),
     }
 
@@ -117,11 +145,8 @@ def main(argv):
     os.environ.setdefault("MUJOCO_GL", "egl")
     from dm_control import suite
 
-    from lewm_jax.envs import make
-
     rng = np.random.default_rng(FLAGS.seed)
-    env, params = make("Reacher-v0", image_size=16)
-    result = {"replay": replay(suite.load("reacher", "hard"), env, params, rng)}
+    result = {"replay": replay(suite.load("reacher", "hard"), rng)}
     print("replay:", json.dumps(result["replay"]))
     if FLAGS.frames:
         result["frames"] = frames(suite.load("reacher", "hard"), rng)
