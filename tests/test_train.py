@@ -4,6 +4,7 @@ import json
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -15,7 +16,7 @@ from lewm_jax.training import sharding
 from lewm_jax.training.checkpoint import Checkpointer
 from lewm_jax.training.optim import make_optimizer
 from lewm_jax.training.state import init_train_state
-from lewm_jax.training.step import make_train_step
+from lewm_jax.training.step import make_eval_step, make_train_step
 from lewm_jax.training.train import train_and_evaluate
 
 
@@ -164,3 +165,36 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_p
     with pytest.raises(FloatingPointError, match="non-finite loss at step 6"):
         train_and_evaluate(config, str(tmp_path))
     assert Checkpointer(tmp_path / "checkpoints", async_save=False).latest_step() == 4
+
+
+def test_validation_normalises_as_training_and_reports_the_running_statistics_apart():
+    """Validation losses use the batch's BatchNorm statistics (as the training loss, no
+    dropout); ``pred_loss_running`` uses the stored running statistics, which lag."""
+    config = get_config("test")
+    src, model, tx = _setup(config)
+    batch = src.batch(0)
+    state = init_train_state(model, tx, jax.random.key(0), batch)
+    # Running statistics far from this batch's: as after fast early training.
+    stale = jax.tree.map(lambda x: x + 3.0, state.batch_stats)
+    state = state.replace(batch_stats=stale)
+    metrics = jax.jit(make_eval_step(model, config.loss))(state, batch, jax.random.key(1))
+    variables = {"params": state.params, "batch_stats": stale}
+    (z, pred), _ = model.apply(
+        variables,
+        batch["pixels"],
+        batch["actions"],
+        train=False,
+        batch_stats=True,
+        mutable=["batch_stats"],
+    )
+    z_run, pred_run = model.apply(variables, batch["pixels"], batch["actions"], train=False)
+    h = model.history
+    np.testing.assert_allclose(metrics["pred_loss"], np.mean((pred - z[:, 1 : h + 1]) ** 2), 1e-5)
+    running = np.mean((pred_run - z_run[:, 1 : h + 1]) ** 2)
+    np.testing.assert_allclose(metrics["pred_loss_running"], running, 1e-5)
+    assert abs(float(metrics["pred_loss_running"]) - float(metrics["pred_loss"])) > 1e-3
+    # Batch statistics do not depend on the stored ones.
+    fresh = jax.jit(make_eval_step(model, config.loss))(
+        state.replace(batch_stats=jax.tree.map(jnp.zeros_like, stale)), batch, jax.random.key(1)
+    )
+    np.testing.assert_allclose(fresh["pred_loss"], metrics["pred_loss"], 1e-6)

@@ -94,7 +94,13 @@ class JEPA(nn.Module):
         return self.action_encoder(actions)
 
     def predict(
-        self, z: jax.Array, act_emb: jax.Array, *, train: bool = False, decode: bool = False
+        self,
+        z: jax.Array,
+        act_emb: jax.Array,
+        *,
+        train: bool = False,
+        decode: bool = False,
+        batch_stats: bool | None = None,
     ) -> jax.Array:
         """Predicts next latents ``(B, T, D)`` from latents and action embeddings ``(B, T, D)``.
 
@@ -102,18 +108,30 @@ class JEPA(nn.Module):
         With ``decode``, the predictor's key/value cache mode (see ``models/predictor.py``):
         ``init`` on ``(B, history, D)`` makes the ``"cache"``; each ``apply(...,
         mutable=["cache"])`` then predicts from one more token ``(B, 1, D)``.
+        ``batch_stats``: BatchNorm normalises with batch statistics (default: ``train``).
         """
         b, t, _ = z.shape
+        bn = train if batch_stats is None else batch_stats
         h = self.predictor(z, act_emb, train=train, decode=decode)
-        return self.pred_proj(h.reshape(b * t, -1), train=train).reshape(b, t, -1)
+        return self.pred_proj(h.reshape(b * t, -1), train=bn).reshape(b, t, -1)
 
-    def __call__(self, pixels: jax.Array, actions: jax.Array, *, train: bool = False):
+    def __call__(
+        self,
+        pixels: jax.Array,
+        actions: jax.Array,
+        *,
+        train: bool = False,
+        batch_stats: bool | None = None,
+    ):
         """Teacher-forced forward pass of a clip.
 
         Args:
             pixels: uint8 frames ``(B, T, H, W, 3)`` with ``T >= history + 1``.
             actions: z-scored action blocks ``(B, T, A)``.
             train: BatchNorm batch statistics and dropout on.
+            batch_stats: BatchNorm normalises with the batch's statistics (default:
+                ``train``); with ``train=False`` and ``batch_stats=True`` (validation as the
+                training loss normalises, no dropout) apply with ``mutable=["batch_stats"]``.
 
         Returns:
             ``(z, pred)``: latents of all frames ``(B, T, D)`` and float32 predictions
@@ -123,10 +141,11 @@ class JEPA(nn.Module):
             raise ValueError(
                 f"actions {tuple(actions.shape)} and pixels {tuple(pixels.shape)} must share (B, T)"
             )
-        z = self.encode(pixels, train=train)
+        bn = train if batch_stats is None else batch_stats
+        z = self.encode(pixels, train=bn)
         act_emb = self.embed_actions(actions)
         n = self.history
-        pred = self.predict(z[:, :n], act_emb[:, :n], train=train)
+        pred = self.predict(z[:, :n], act_emb[:, :n], train=train, batch_stats=bn)
         return z, pred.astype(jnp.float32)
 
 

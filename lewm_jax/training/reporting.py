@@ -46,7 +46,7 @@ def plot_curves(rows: list[dict], path: str | os.PathLike, title: str = "") -> N
 
     with saved_figure(path, ncols=3, figsize=(15, 4), title=title) as (_, axes):
         ax_loss, ax_rank, ax_std = axes
-        for key in ("loss", "pred_loss", "sigreg_loss", "val_pred_loss"):
+        for key in ("loss", "pred_loss", "sigreg_loss", "val_pred_loss", "val_pred_loss_running"):
             xs, ys = series(key)
             if xs:
                 ax_loss.plot(xs, ys, label=key, marker="o" if key.startswith("val") else None)
