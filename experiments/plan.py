@@ -4,6 +4,7 @@
   python -m experiments.plan --workdir runs/lewm --planner=gradient --episodes=50 \
       --settings='{"num_samples": 100, "num_steps": 30, "lr": 0.1}'
   python -m experiments.plan --workdir runs/lewm --planners=cem,icem,gradient,mppi
+  python -m experiments.plan --workdir runs/lewm --planners=cem,random,expert --seeds=5
   python -m experiments.plan --workdir runs/lewm --seeds=3 --pairs=train
 
 ``--seeds=N`` evaluates the seeds ``seed .. seed + N - 1`` (``--episodes`` each, own
@@ -26,7 +27,12 @@ from experiments.configs.common import load_config
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training run directory (config.json + checkpoints).")
-flags.DEFINE_list("planners", [], "Planners to evaluate side by side: cem, gradient, icem, mppi.")
+flags.DEFINE_list(
+    "planners",
+    [],
+    "Planners (cem, gradient, icem, mppi) and baseline policies (random, expert) to "
+    "evaluate side by side on the same start/goal pairs.",
+)
 flags.DEFINE_string("planner", None, "One planner (same as --planners=<name>).")
 flags.DEFINE_integer("episodes", None, "Closed-loop episodes.")
 flags.DEFINE_integer("horizon", None, "Planned action blocks.")
@@ -94,9 +100,10 @@ def main(argv):
         for name in names:
             one = plan.copy_and_resolve_references()
             one.planner = name
-            check_planner(name)
-            if FLAGS.settings:
-                one.settings[name].update(parse_settings(FLAGS.settings))
+            settings = parse_settings(FLAGS.settings) if FLAGS.settings else None
+            check_planner(name, settings)
+            if settings:
+                one.settings[name].update(settings)
             reports.append(evaluate_planning(FLAGS.workdir, one, progress=True))
     except (ValueError, TypeError, OSError, json.JSONDecodeError) as e:
         if FLAGS.traceback:

@@ -151,3 +151,26 @@ def test_file_datasets_have_no_heldout_pairs(name):
         check_planning_config(plan, frameskip=5, dataset=name)
     assert str(err.value).startswith(f"dataset {name!r} has no held-out episodes")
     check_planning_config(_plan(get_config("test"), pairs="train"), frameskip=5, dataset=name)
+
+
+def test_random_and_expert_policies_run_on_the_planners_pairs(trained):
+    config, workdir = trained
+    cem = evaluate_planning(str(workdir), _plan(config, planner="cem"), progress=False)
+    # A long budget: the scripted expert walks to any Two-Room goal, a random walk seldom.
+    reports = {}
+    for name in ("random", "expert"):
+        plan = _plan(config, planner=name, budget=60)
+        reports[name] = evaluate_planning(str(workdir), plan, progress=False)
+        assert reports[name]["settings"] == {} and reports[name]["protocol"]["planner"] == name
+        assert _starts(reports[name], 42) == _starts(cem, 42)  # the same start/goal pairs
+        detail = reports[name]["episodes_detail"]
+        assert [r["solved_at_start"] for r in detail] == [
+            r["solved_at_start"] for r in cem["episodes_detail"]
+        ]
+        assert all(r["final_cost"] is None or np.isnan(r["final_cost"]) for r in detail)
+    assert reports["expert"]["successes"] > reports["random"]["successes"]
+    with pytest.raises(ValueError, match="policy 'random' takes no settings"):
+        check_planning_config(
+            _plan(config, planner="random", settings={"random": {"num_samples": 3}}),
+            frameskip=config.data.frameskip,
+        )

@@ -2,7 +2,8 @@
 
 Sizes (the ``:arg`` after the file name; ``size=...`` or a bare word):
   paper  the paper's model and hyperparameters (ViT-tiny/14 at 224 px, batch 128, bf16).
-  cpu    a small model on 64 px frames that trains in minutes on a laptop CPU.
+  cpu    a small model on 64 px frames that trains in minutes on a laptop CPU (Two-Room:
+         450 steps; Push-T and Reacher: 2000 steps on 1000 x 200-step episodes).
   ablation  the cpu model with half the batch, 150 steps and a 100 x 10 CEM, so that the
          9 runs of experiments/ablation.py finish in about 30 minutes on 2 CPU cores.
   test   a tiny model for unit tests.
@@ -156,6 +157,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         )
         c.optim.lr = 1e-3
         c.optim.warmup_fraction = 0.05
+        if arg.size == "cpu" and env in ("push_t", "reacher"):
+            # Longer expert episodes (200 steps, as the datasets) and 4.4x the Two-Room
+            # steps: about 2 s/step on 2 CPU cores, so ~70 minutes of training (Push-T
+            # measured: BENCHMARKS.md, "Planning beyond Two-Room").
+            c.total_steps = 2000
+            c.data.num_episodes, c.data.episode_len = 1000, 200
     if arg.size == "ablation":
         c.batch_size, c.total_steps = 32, 150
         c.log_every, c.eval_every, c.checkpoint_every, c.eval_batches = 5, 50, 50, 4

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from lewm_jax.data import datasets
-from lewm_jax.planning import closed_loop, report
+from lewm_jax.planning import baselines, closed_loop, report
 from lewm_jax.planning.cost import check_cost
 from lewm_jax.planning.registry import check_planner
 from lewm_jax.planning.report import format_report
@@ -204,21 +204,26 @@ def evaluate_planning(workdir, plan_config, *, config=None, progress: bool = Tru
     )
     mean, std = trained.action_stats
     env, env_params = datasets.make_env(config.data)
-    settings = dict(plan_config.settings[plan_config.planner])
-    run = closed_loop.make_closed_loop(
-        env,
-        env_params,
-        model,
-        planner=plan_config.planner,
-        planner_settings=settings,
-        cost=plan_config.cost,
-        action_mean=mean,
-        action_std=std,
-        budget=plan_config.budget,
-        horizon=plan_config.horizon,
-        receding=plan_config.receding,
-        frameskip=config.data.frameskip,
-    )
+    settings = dict(plan_config.settings.get(plan_config.planner, {}))
+    if plan_config.planner in baselines.POLICIES:  # same pairs, seeds and budget, no model
+        run = baselines.make_policy_loop(
+            env, env_params, plan_config.planner, budget=plan_config.budget
+        )
+    else:
+        run = closed_loop.make_closed_loop(
+            env,
+            env_params,
+            model,
+            planner=plan_config.planner,
+            planner_settings=settings,
+            cost=plan_config.cost,
+            action_mean=mean,
+            action_std=std,
+            budget=plan_config.budget,
+            horizon=plan_config.horizon,
+            receding=plan_config.receding,
+            frameskip=config.data.frameskip,
+        )
     results, info = run_seeds(run, variables, config, plan_config, progress=progress)
     num_plans = -(-plan_config.budget // (plan_config.receding * config.data.frameskip))
     protocol = {

@@ -6,6 +6,7 @@ Every planner is a pure ``planner(key, cost_fn, init_mean, init_std, **settings)
 
 import inspect
 
+from lewm_jax.planning.baselines import POLICIES
 from lewm_jax.planning.cem import cem
 from lewm_jax.planning.gradient import gradient_planner
 from lewm_jax.planning.icem import icem
@@ -18,12 +19,19 @@ def check_planner(name: str, settings: dict | None = None) -> None:
     """One-line errors for an unknown planner or a setting it does not take.
 
     Args:
-        name: a key of ``PLANNERS``.
+        name: a key of ``PLANNERS``, or a baseline policy of ``baselines.POLICIES``.
         settings: keyword settings meant for it (only their names are checked here; each
             planner checks the values it is called with).
     """
+    if name in POLICIES:  # a fixed baseline policy evaluated like a planner: no settings
+        if settings:
+            raise ValueError(f"policy {name!r} takes no settings, got {sorted(settings)}")
+        return
     if name not in PLANNERS:
-        raise ValueError(f"unknown planner {name!r}; expected one of {sorted(PLANNERS)}")
+        raise ValueError(
+            f"unknown planner {name!r}; expected one of {sorted(PLANNERS)} "
+            f"or a baseline policy {POLICIES}"
+        )
     params = inspect.signature(PLANNERS[name]).parameters
     allowed = sorted(k for k, p in params.items() if p.kind is p.KEYWORD_ONLY)
     unknown = sorted(set(settings or {}) - set(allowed))
