@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("MUJOCO_GL", "disable")  # physics only: no rendering context needed
 suite = pytest.importorskip("dm_control.suite", reason="needs the dmc extra (dm_control)")
 
-from experiments.bench.reacher_dmc import (  # noqa: E402
+from experiments.bench.reacher_replay import (  # noqa: E402
     dmc_qpos,
     joint_error,
     ours_qpos,
