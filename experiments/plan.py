@@ -102,8 +102,8 @@ def main(argv):
             one.planner = name
             settings = parse_settings(FLAGS.settings) if FLAGS.settings else None
             check_planner(name, settings)
-            if settings:
-                one.settings[name].update(settings)
+            if settings:  # a run stored before this planner existed has no entry for it
+                one.settings[name] = {**one.settings.get(name, {}), **settings}
             reports.append(evaluate_planning(FLAGS.workdir, one, progress=True))
     except (ValueError, TypeError, OSError, json.JSONDecodeError) as e:
         if FLAGS.traceback:
