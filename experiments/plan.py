@@ -101,7 +101,7 @@ def main(argv):
             one = plan.copy_and_resolve_references()
             one.planner = name
             settings = parse_settings(FLAGS.settings) if FLAGS.settings else None
-            check_planner(name, settings)
+            check_planner(name, settings, policies=True)
             if settings:  # a run stored before this planner existed has no entry for it
                 one.settings[name] = {**one.settings.get(name, {}), **settings}
             reports.append(evaluate_planning(FLAGS.workdir, one, progress=True))

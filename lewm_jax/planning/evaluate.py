@@ -55,8 +55,8 @@ def check_planning_config(
             would be training episodes. None skips this check.
     """
     for name, settings in plan_config.settings.items():
-        check_planner(name, settings)
-    check_planner(plan_config.planner)
+        check_planner(name, settings, policies=True)
+    check_planner(plan_config.planner, policies=True)
     check_cost(plan_config.cost)
     closed_loop.check_protocol(
         budget=plan_config.budget,

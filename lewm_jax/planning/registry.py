@@ -15,23 +15,23 @@ from lewm_jax.planning.mppi import mppi
 PLANNERS = {"cem": cem, "gradient": gradient_planner, "icem": icem, "mppi": mppi}
 
 
-def check_planner(name: str, settings: dict | None = None) -> None:
+def check_planner(name: str, settings: dict | None = None, *, policies: bool = False) -> None:
     """One-line errors for an unknown planner or a setting it does not take.
 
     Args:
-        name: a key of ``PLANNERS``, or a baseline policy of ``baselines.POLICIES``.
+        name: a key of ``PLANNERS`` (or, with ``policies``, of ``baselines.POLICIES``).
         settings: keyword settings meant for it (only their names are checked here; each
             planner checks the values it is called with).
+        policies: also accept the baseline policies (where a planner's report is made:
+            the planning evaluation), which take no settings.
     """
-    if name in POLICIES:  # a fixed baseline policy evaluated like a planner: no settings
+    if policies and name in POLICIES:  # a fixed baseline policy evaluated like a planner
         if settings:
             raise ValueError(f"policy {name!r} takes no settings, got {sorted(settings)}")
         return
     if name not in PLANNERS:
-        raise ValueError(
-            f"unknown planner {name!r}; expected one of {sorted(PLANNERS)} "
-            f"or a baseline policy {POLICIES}"
-        )
+        also = f" or a baseline policy {POLICIES}" if policies else ""
+        raise ValueError(f"unknown planner {name!r}; expected one of {sorted(PLANNERS)}{also}")
     params = inspect.signature(PLANNERS[name]).parameters
     allowed = sorted(k for k, p in params.items() if p.kind is p.KEYWORD_ONLY)
     unknown = sorted(set(settings or {}) - set(allowed))
