@@ -11,7 +11,8 @@ Shape letters: E episodes, P physical state, H/W pixels.
 import jax
 import jax.numpy as jnp
 
-POLICIES = ("random", "expert")
+from lewm_jax.planning.closed_loop import make_env_step, start_tracking
+from lewm_jax.planning.registry import POLICIES
 
 
 def make_policy_loop(env, env_params, policy: str, *, budget: int):
@@ -31,22 +32,18 @@ def make_policy_loop(env, env_params, policy: str, *, budget: int):
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; expected one of {POLICIES}")
     act = env.random_policy if policy == "random" else env.expert_policy
+    env_step = make_env_step(env, env_params, budget)
 
     def episode(key, start_state, goal_state):
         k_reset, k_loop = jax.random.split(key)
         obs, state = env.reset_to_state(k_reset, start_state, goal_state, env_params)
-        at_goal = env.is_success(start_state, goal_state, env_params)
+        at_goal, first = start_tracking(env, env_params, start_state, goal_state, budget)
 
         def step(carry, k):
-            state, success, first, t = carry
             k_act, k_env = jax.random.split(k)
-            action = act(k_act, state, env_params)
-            obs, state, _, _, info = env.step_env(k_env, state, action, env_params)
-            hit = info["success"]
-            first = jnp.where(hit & ~success, t + 1, first)
-            return (state, success | hit, first, t + 1), obs
+            return env_step(carry, (act(k_act, carry[0], env_params), k_env))
 
-        carry = (state, at_goal, jnp.where(at_goal, 0, budget).astype(jnp.int32), jnp.int32(0))
+        carry = (state, at_goal, first, jnp.int32(0))
         (_, success, first, _), frames = jax.lax.scan(step, carry, jax.random.split(k_loop, budget))
         return {
             "success": success,

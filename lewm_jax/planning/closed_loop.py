@@ -50,6 +50,29 @@ def check_protocol(*, budget: int, horizon: int, receding: int, frameskip: int) 
         )
 
 
+def make_env_step(env, env_params, budget: int):
+    """Returns ``env_step((state, success, first, t), (action, key)) -> (carry, obs)``: one
+    env step that records whether, and at which step ``first``, the criterion first held;
+    steps at or past ``budget`` do not count. Start the carry with :func:`start_tracking`."""
+
+    def env_step(carry, xs):
+        state, success, first, t = carry
+        action, k = xs
+        obs, state, _, _, info = env.step_env(k, state, action, env_params)
+        hit = info["success"] & (t < budget)
+        first = jnp.where(hit & ~success, t + 1, first)
+        return (state, success | hit, first, t + 1), obs
+
+    return env_step
+
+
+def start_tracking(env, env_params, start_state, goal_state, budget: int):
+    """``(solved_at_start, first)``: an episode may start inside the goal region, which
+    counts as a success at step 0 (as in the reference); otherwise ``first = budget``."""
+    at_goal = env.is_success(start_state, goal_state, env_params)
+    return at_goal, jnp.where(at_goal, 0, budget).astype(jnp.int32)
+
+
 def make_closed_loop(
     env,
     env_params,
@@ -97,6 +120,7 @@ def make_closed_loop(
     a_raw = mean.shape[0]
     block = frameskip * a_raw
     num_plans = math.ceil(budget / (receding * frameskip))
+    env_step = make_env_step(env, env_params, budget)
 
     def encode(variables, frame):
         return model.apply(variables, frame[None, None], method="encode")[0, 0]
@@ -106,15 +130,6 @@ def make_closed_loop(
         obs, state = env.reset_to_state(k_reset, start_state, goal_state, env_params)
         z_goal = encode(variables, goal_frame)
         init = jnp.zeros((horizon, block), jnp.float32)
-
-        def env_step(carry, xs):
-            state, success, first, t = carry
-            action, k = xs
-            obs, state, _, _, info = env.step_env(k, state, action, env_params)
-            active = t < budget
-            hit = info["success"] & active
-            first = jnp.where(hit & ~success, t + 1, first)
-            return (state, success | hit, first, t + 1), obs
 
         def replan(carry, k):
             state, obs, success, first, t = carry
@@ -129,9 +144,8 @@ def make_closed_loop(
             )
             return (state, frames[-1], success, first, t), (frames, cost_fn(plan[None])[0])
 
-        # An episode may start inside the goal region: that counts, as in the reference.
-        at_goal = env.is_success(start_state, goal_state, env_params)
-        carry = (state, obs, at_goal, jnp.where(at_goal, 0, budget).astype(jnp.int32), jnp.int32(0))
+        at_goal, first = start_tracking(env, env_params, start_state, goal_state, budget)
+        carry = (state, obs, at_goal, first, jnp.int32(0))
         (_, _, success, first, _), (frames, costs) = jax.lax.scan(
             replan, carry, jax.random.split(k_loop, num_plans)
         )

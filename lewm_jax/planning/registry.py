@@ -6,11 +6,13 @@ Every planner is a pure ``planner(key, cost_fn, init_mean, init_std, **settings)
 
 import inspect
 
-from lewm_jax.planning.baselines import POLICIES
 from lewm_jax.planning.cem import cem
 from lewm_jax.planning.gradient import gradient_planner
 from lewm_jax.planning.icem import icem
 from lewm_jax.planning.mppi import mppi
+
+# Fixed baseline policies that the planning evaluation runs like planners (baselines.py).
+POLICIES = ("random", "expert")
 
 PLANNERS = {"cem": cem, "gradient": gradient_planner, "icem": icem, "mppi": mppi}
 
@@ -19,7 +21,7 @@ def check_planner(name: str, settings: dict | None = None, *, policies: bool = F
     """One-line errors for an unknown planner or a setting it does not take.
 
     Args:
-        name: a key of ``PLANNERS`` (or, with ``policies``, of ``baselines.POLICIES``).
+        name: a key of ``PLANNERS`` (or, with ``policies``, of ``POLICIES``).
         settings: keyword settings meant for it (only their names are checked here; each
             planner checks the values it is called with).
         policies: also accept the baseline policies (where a planner's report is made:
