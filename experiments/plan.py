@@ -6,6 +6,8 @@
   python -m experiments.plan --workdir runs/lewm --planners=cem,icem,gradient,mppi
   python -m experiments.plan --workdir runs/lewm --planners=cem,random,expert --seeds=5
   python -m experiments.plan --workdir runs/lewm --seeds=3 --pairs=train
+  python -m experiments.plan --workdir runs/lewm --planner=cem --tag=s100 \
+      --settings='{"num_samples": 100, "num_elites": 10}'
 
 ``--seeds=N`` evaluates the seeds ``seed .. seed + N - 1`` (``--episodes`` each, own
 start/goal pairs and planner noise) and reports per-seed rates, their mean and sd and the
@@ -44,6 +46,9 @@ flags.DEFINE_string("pairs", None, "Start/goal pairs from heldout or train episo
 flags.DEFINE_string("cost", None, "terminal or all_steps.")
 flags.DEFINE_string("settings", None, "JSON dict of planner keyword settings.")
 flags.DEFINE_string("config", None, "Config spec the run must match, e.g. file.py:cpu.")
+flags.DEFINE_string(
+    "tag", "", "Write planning_<planner>_<tag>.* instead of replacing planning_<planner>.*"
+)
 flags.DEFINE_bool("traceback", False, "Show full tracebacks instead of one-line errors.")
 flags.mark_flag_as_required("workdir")
 
@@ -104,7 +109,7 @@ def main(argv):
             check_planner(name, settings, policies=True)
             if settings:  # a run stored before this planner existed has no entry for it
                 one.settings[name] = {**one.settings.get(name, {}), **settings}
-            reports.append(evaluate_planning(FLAGS.workdir, one, progress=True))
+            reports.append(evaluate_planning(FLAGS.workdir, one, progress=True, tag=FLAGS.tag))
     except (ValueError, TypeError, OSError, json.JSONDecodeError) as e:
         if FLAGS.traceback:
             raise

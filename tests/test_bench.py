@@ -163,3 +163,17 @@ def test_env_speed_program_computes_every_pixel_of_every_frame():
         expected ^= np.asarray(obs)
     np.testing.assert_array_equal(xor, expected)
     assert xor.shape == (num_envs, 16, 16, 3) and xor.any()
+
+
+def test_reacher_size_counts_more_changed_pixels_at_larger_frames(tmp_path):
+    import subprocess
+
+    out = tmp_path / "size.json"
+    cmd = [sys.executable, "-m", "experiments.bench.reacher_size", "--sizes=32,64"]
+    subprocess.run([*cmd, "--configs=4", f"--json={out}"], check=True, capture_output=True)
+    sizes = json.loads(out.read_text())["sizes"]
+    for joint in ("shoulder", "wrist"):
+        small, large = sizes["32"][joint], sizes["64"][joint]
+        assert 0 < small["changed_pixels"] < large["changed_pixels"]
+    # Moving the shoulder moves the whole arm: more pixels than the forearm alone.
+    assert sizes["64"]["shoulder"]["changed_pixels"] > sizes["64"]["wrist"]["changed_pixels"]

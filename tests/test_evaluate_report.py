@@ -174,3 +174,17 @@ def test_random_and_expert_policies_run_on_the_planners_pairs(trained):
             _plan(config, planner="random", settings={"random": {"num_samples": 3}}),
             frameskip=config.data.frameskip,
         )
+
+
+def test_a_tagged_report_leaves_the_default_one_alone(trained):
+    config, workdir = trained
+    plan = _plan(config, planner="random")
+    default = workdir / "planning_random.json"
+    default.write_text('{"kept": true}')
+    evaluate_planning(str(workdir), plan, progress=False, tag="b60")
+    assert json.loads(default.read_text()) == {"kept": True}
+    tagged = json.loads((workdir / "planning_random_b60.json").read_text())
+    assert tagged["protocol"]["planner"] == "random"
+    assert (workdir / "planning_random_b60.gif").exists()
+    with pytest.raises(ValueError, match=r"^report tag 'a/b' must be letters, digits"):
+        evaluate_planning(str(workdir), plan, progress=False, tag="a/b")

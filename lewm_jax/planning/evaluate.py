@@ -8,6 +8,7 @@ into the workdir, only once every seed has been evaluated.
 Shape letters: E episodes, P physical state, H/W pixels.
 """
 
+import re
 import time
 
 import jax
@@ -88,9 +89,12 @@ def check_planning_config(
         )
 
 
-def report_stem(plan_config) -> str:
-    """The file stem of a planning report in a run directory (``planning_<planner>``)."""
-    return f"planning_{plan_config.planner}"
+def report_stem(plan_config, tag: str = "") -> str:
+    """The file stem of a planning report in a run directory: ``planning_<planner>``, or
+    ``planning_<planner>_<tag>`` for a variant that must not replace the default report."""
+    if tag and not re.fullmatch(r"[A-Za-z0-9_.-]+", tag):
+        raise ValueError(f"report tag {tag!r} must be letters, digits, '_', '.' or '-'")
+    return f"planning_{plan_config.planner}" + (f"_{tag}" if tag else "")
 
 
 def pair_episodes(config, plan_config, seed: int):
@@ -178,7 +182,9 @@ def run_seeds(run, variables, config, plan_config, *, progress: bool = False):
     return results, info
 
 
-def evaluate_planning(workdir, plan_config, *, config=None, progress: bool = True) -> dict:
+def evaluate_planning(
+    workdir, plan_config, *, config=None, progress: bool = True, tag: str = ""
+) -> dict:
     """Closed-loop planning evaluation of the run in ``workdir``, over every evaluation seed.
 
     The closed loop is compiled once and called per seed; each seed has its own start/goal
@@ -190,10 +196,12 @@ def evaluate_planning(workdir, plan_config, *, config=None, progress: bool = Tru
             num_seeds, pairs, offset, budget, horizon, receding, cost, gif_episodes.
         config: optional config that the stored one must match.
         progress: print progress lines.
+        tag: written as ``planning_<planner>_<tag>.*`` (see :func:`report_stem`).
 
     Returns:
         The report dict (also written as JSON; see :func:`report.summarize`).
     """
+    stem = report_stem(plan_config, tag)  # a bad tag fails before any work
     trained = run_dir.load_run(workdir, config)
     config, model, variables = trained.config, trained.model, trained.variables
     check_planning_config(
@@ -249,7 +257,6 @@ def evaluate_planning(workdir, plan_config, *, config=None, progress: bool = Tru
         wall_s=info["wall_s"],
         num_plans=num_plans,
     )
-    stem = report_stem(plan_config)
     report.write_json(run_dir.report_path(workdir, stem, ".json"), summary)
     first = results[0]["out"]
     report.write_gif(
