@@ -8,6 +8,7 @@
   python -m experiments.plan --workdir runs/lewm --seeds=3 --pairs=train
   python -m experiments.plan --workdir runs/lewm --planner=cem --tag=s100 \
       --settings='{"num_samples": 100, "num_elites": 10}'
+  python -m experiments.plan --workdir runs/reacher --env=lewm/ReacherDMC-v0 --planners=cem,expert
 
 ``--seeds=N`` evaluates the seeds ``seed .. seed + N - 1`` (``--episodes`` each, own
 start/goal pairs and planner noise) and reports per-seed rates, their mean and sd and the
@@ -48,6 +49,9 @@ flags.DEFINE_string("settings", None, "JSON dict of planner keyword settings.")
 flags.DEFINE_string("config", None, "Config spec the run must match, e.g. file.py:cpu.")
 flags.DEFINE_string(
     "tag", "", "Write planning_<planner>_<tag>.* instead of replacing planning_<planner>.*"
+)
+flags.DEFINE_string(
+    "env", "", "Plan in this host environment (e.g. lewm/ReacherDMC-v0) from the same pairs."
 )
 flags.DEFINE_bool("traceback", False, "Show full tracebacks instead of one-line errors.")
 flags.mark_flag_as_required("workdir")
@@ -109,7 +113,9 @@ def main(argv):
             check_planner(name, settings, policies=True)
             if settings:  # a run stored before this planner existed has no entry for it
                 one.settings[name] = {**one.settings.get(name, {}), **settings}
-            reports.append(evaluate_planning(FLAGS.workdir, one, progress=True, tag=FLAGS.tag))
+            reports.append(
+                evaluate_planning(FLAGS.workdir, one, progress=True, tag=FLAGS.tag, env=FLAGS.env)
+            )
     except (ValueError, TypeError, OSError, json.JSONDecodeError) as e:
         if FLAGS.traceback:
             raise

@@ -14,6 +14,7 @@ from lewm_jax.planning.report import format_report
 from lewm_jax.training.train import train_and_evaluate
 
 PROTOCOL_KEYS = {
+    "env",
     "offset",
     "budget",
     "horizon",

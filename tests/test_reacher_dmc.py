@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-os.environ.setdefault("MUJOCO_GL", "disable")  # physics only: no rendering context needed
+os.environ.setdefault("MUJOCO_GL", "egl")  # physics only here; conftest.py sets it already
 suite = pytest.importorskip("dm_control.suite", reason="needs the dmc extra (dm_control)")
 
 from experiments.bench.reacher_replay import (  # noqa: E402

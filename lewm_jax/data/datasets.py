@@ -128,6 +128,15 @@ def env_name(data_config) -> str:
     return name
 
 
+def host_env_name(data_config) -> str:
+    """``data.env`` when it names a host environment (a gymnasium id such as
+    ``"lewm/ReacherDMC-v0"``, :mod:`lewm_jax.envs.host`), else ``""``."""
+    from lewm_jax.envs.host import is_host_env
+
+    name = data_config.get("env") or ""
+    return name if is_host_env(name) else ""
+
+
 def make_env(data_config):
     """``(env, env_params)`` of the environment behind ``data_config.name``."""
     return envs.make(env_name(data_config), image_size=data_config.image_size)
@@ -184,9 +193,10 @@ def check_data_config(data_config) -> None:
         raise ValueError(f"data.train_fraction must be in (0, 1], got {data_config.train_fraction}")
     if name in FILE_DATASETS and not data_config.path:
         raise ValueError(f"data.name {name!r} needs data.path (the dataset file or data_dir)")
-    if data_config.env and data_config.env not in envs.env_ids():
+    if data_config.env and data_config.env not in envs.env_ids() and not host_env_name(data_config):
         raise ValueError(
-            f"unknown data.env {data_config.env!r}; expected one of {sorted(envs.env_ids())}"
+            f"unknown data.env {data_config.env!r}; expected one of {sorted(envs.env_ids())} "
+            "or a host environment id such as 'lewm/ReacherDMC-v0'"
         )
 
 

@@ -73,6 +73,47 @@ def start_tracking(env, env_params, start_state, goal_state, budget: int):
     return at_goal, jnp.where(at_goal, 0, budget).astype(jnp.int32)
 
 
+def make_replan(
+    model,
+    *,
+    planner: str = "cem",
+    planner_settings: dict | None = None,
+    cost: str = "terminal",
+    action_mean,
+    action_std,
+    horizon: int = 5,
+    receding: int = 5,
+    frameskip: int = 5,
+):
+    """Returns ``(encode, replan)``, one episode's planning step (pure; vmap it over episodes).
+
+    ``encode(variables, frame (H, W, 3)) -> (D,)``; ``replan(key, variables, obs (H, W, 3),
+    z_goal (D,)) -> (raw (receding * frameskip, A_raw), cost ())``: plans ``horizon`` blocks
+    from the observation towards the goal latent and returns the first ``receding`` blocks as
+    raw env actions (de-normalised, clipped to [-1, 1]) with the plan's cost. The pure-JAX
+    closed loop below and the host loop (:mod:`lewm_jax.planning.host_loop`) share it.
+    Arguments as :func:`make_closed_loop`'s.
+    """
+    check_planner(planner, planner_settings)
+    solve = functools.partial(PLANNERS[planner], **(planner_settings or {}))
+    mean = jnp.asarray(action_mean, jnp.float32)
+    std = jnp.asarray(action_std, jnp.float32)
+    a_raw = mean.shape[0]
+    block = frameskip * a_raw
+
+    def encode(variables, frame):
+        return model.apply(variables, frame[None, None], method="encode")[0, 0]
+
+    def replan(key, variables, obs, z_goal):
+        cost_fn = make_latent_cost(model, variables, encode(variables, obs), z_goal, cost=cost)
+        init = jnp.zeros((horizon, block), jnp.float32)
+        plan, _ = solve(key, cost_fn, init, 1.0)  # the paper: mean 0, std 1 every plan
+        raw = plan[:receding].reshape(receding * frameskip, a_raw) * std + mean
+        return jnp.clip(raw, -1.0, 1.0), cost_fn(plan[None])[0]
+
+    return encode, replan
+
+
 def make_closed_loop(
     env,
     env_params,
@@ -113,36 +154,34 @@ def make_closed_loop(
         frameskip: raw actions per block.
     """
     check_protocol(budget=budget, horizon=horizon, receding=receding, frameskip=frameskip)
-    check_planner(planner, planner_settings)
-    solve = functools.partial(PLANNERS[planner], **(planner_settings or {}))
-    mean = jnp.asarray(action_mean, jnp.float32)
-    std = jnp.asarray(action_std, jnp.float32)
-    a_raw = mean.shape[0]
-    block = frameskip * a_raw
+    encode, plan_step = make_replan(
+        model,
+        planner=planner,
+        planner_settings=planner_settings,
+        cost=cost,
+        action_mean=action_mean,
+        action_std=action_std,
+        horizon=horizon,
+        receding=receding,
+        frameskip=frameskip,
+    )
     num_plans = math.ceil(budget / (receding * frameskip))
     env_step = make_env_step(env, env_params, budget)
-
-    def encode(variables, frame):
-        return model.apply(variables, frame[None, None], method="encode")[0, 0]
 
     def episode(key, variables, start_state, goal_state, goal_frame):
         k_reset, k_loop = jax.random.split(key)
         obs, state = env.reset_to_state(k_reset, start_state, goal_state, env_params)
         z_goal = encode(variables, goal_frame)
-        init = jnp.zeros((horizon, block), jnp.float32)
 
         def replan(carry, k):
             state, obs, success, first, t = carry
             k_plan, k_env = jax.random.split(k)
-            cost_fn = make_latent_cost(model, variables, encode(variables, obs), z_goal, cost=cost)
-            plan, _ = solve(k_plan, cost_fn, init, 1.0)  # the paper: mean 0, std 1 every plan
-            raw = plan[:receding].reshape(receding * frameskip, a_raw) * std + mean
-            raw = jnp.clip(raw, -1.0, 1.0)
+            raw, plan_cost = plan_step(k_plan, variables, obs, z_goal)
             keys = jax.random.split(k_env, receding * frameskip)
             (state, success, first, t), frames = jax.lax.scan(
                 env_step, (state, success, first, t), (raw, keys)
             )
-            return (state, frames[-1], success, first, t), (frames, cost_fn(plan[None])[0])
+            return (state, frames[-1], success, first, t), (frames, plan_cost)
 
         at_goal, first = start_tracking(env, env_params, start_state, goal_state, budget)
         carry = (state, obs, at_goal, first, jnp.int32(0))

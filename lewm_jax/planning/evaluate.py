@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from lewm_jax.data import datasets
+from lewm_jax.envs.host import is_host_env
 from lewm_jax.planning import baselines, closed_loop, report
 from lewm_jax.planning.cost import check_cost
 from lewm_jax.planning.registry import check_planner
@@ -157,7 +158,9 @@ def run_seeds(run, variables, config, plan_config, *, progress: bool = False):
         )
         args = (eps.state[start], eps.state[goal], eps.pixels[goal])
         key = jax.random.key(seed)
-        if compiled is None:
+        if compiled is None and not hasattr(run, "lower"):
+            compiled = run  # a host loop: its planner compiles on the first call
+        elif compiled is None:
             if progress:
                 print(
                     f"planning: compiling {plan_config.planner} for {len(start)} episodes",
@@ -167,13 +170,14 @@ def run_seeds(run, variables, config, plan_config, *, progress: bool = False):
             compiled = run.lower(key, variables, *args).compile()
             compile_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        out = compiled(key, variables, *args)
+        out = dict(compiled(key, variables, *args))
+        goal_frames = out.pop("goal_frames", eps.pixels[goal])  # a host renders its own
         out = jax.device_get({k: v for k, v in out.items() if k != "frames" or not results})
         wall += time.perf_counter() - t0
         episode = np.searchsorted(eps.ep_offset, start, side="right") - 1
         result = dict(seed=seed, start=start, goal=goal, episode=episode, out=out)
         if not results:
-            result["goal_frames"] = eps.pixels[goal]
+            result["goal_frames"] = goal_frames
         results.append(result)
         if progress:
             solved = int(out["success"].sum())
@@ -182,8 +186,37 @@ def run_seeds(run, variables, config, plan_config, *, progress: bool = False):
     return results, info
 
 
+def loop_settings(plan_config, settings, mean, std, frameskip: int) -> dict:
+    """The keyword arguments of a closed loop (pure-JAX or host) under ``plan_config``."""
+    return dict(
+        planner=plan_config.planner,
+        planner_settings=settings,
+        cost=plan_config.cost,
+        action_mean=mean,
+        action_std=std,
+        budget=plan_config.budget,
+        horizon=plan_config.horizon,
+        receding=plan_config.receding,
+        frameskip=frameskip,
+    )
+
+
+def host_loop(host_id: str, model, num_episodes: int, image_size: int, **loop_kwargs):
+    """The :class:`~lewm_jax.planning.host_loop.HostLoop` of ``num_episodes`` simulators of
+    the host environment ``host_id`` at the run's frame size."""
+    from lewm_jax.envs.host import HostBatch
+    from lewm_jax.planning.host_loop import HostLoop
+
+    batch = HostBatch(host_id, num_episodes, image_size=image_size)
+    try:
+        return HostLoop(batch, model, **loop_kwargs)
+    except Exception:
+        batch.close()
+        raise
+
+
 def evaluate_planning(
-    workdir, plan_config, *, config=None, progress: bool = True, tag: str = ""
+    workdir, plan_config, *, config=None, progress: bool = True, tag: str = "", env: str = ""
 ) -> dict:
     """Closed-loop planning evaluation of the run in ``workdir``, over every evaluation seed.
 
@@ -197,11 +230,16 @@ def evaluate_planning(
         config: optional config that the stored one must match.
         progress: print progress lines.
         tag: written as ``planning_<planner>_<tag>.*`` (see :func:`report_stem`).
+        env: plan in this host environment (a gymnasium id of :mod:`lewm_jax.envs.host`,
+            e.g. ``"lewm/ReacherDMC-v0"``) instead of the run's own environment, from the
+            same start/goal states; without a tag the report is tagged with its name.
 
     Returns:
         The report dict (also written as JSON; see :func:`report.summarize`).
     """
-    stem = report_stem(plan_config, tag)  # a bad tag fails before any work
+    if env and not is_host_env(env):
+        raise ValueError(f"env {env!r} is not a host environment id; expected e.g. 'lewm/Name-v0'")
+    stem = report_stem(plan_config, tag or env.split("/")[-1].lower())  # fails before work
     trained = run_dir.load_run(workdir, config)
     config, model, variables = trained.config, trained.model, trained.variables
     check_planning_config(
@@ -211,30 +249,28 @@ def evaluate_planning(
         train_seed=config.seed,
     )
     mean, std = trained.action_stats
-    env, env_params = datasets.make_env(config.data)
     settings = dict(plan_config.settings.get(plan_config.planner, {}))
-    if plan_config.planner in baselines.POLICIES:  # same pairs, seeds and budget, no model
+    host_id = env or datasets.host_env_name(config.data)
+    loop_kwargs = loop_settings(plan_config, settings, mean, std, config.data.frameskip)
+    if host_id:
+        n, size = plan_config.num_episodes, config.data.image_size
+        run = host_loop(host_id, model, n, size, **loop_kwargs)
+    elif plan_config.planner in baselines.POLICIES:  # same pairs, seeds and budget, no model
+        env_, env_params = datasets.make_env(config.data)
         run = baselines.make_policy_loop(
-            env, env_params, plan_config.planner, budget=plan_config.budget
+            env_, env_params, plan_config.planner, budget=plan_config.budget
         )
     else:
-        run = closed_loop.make_closed_loop(
-            env,
-            env_params,
-            model,
-            planner=plan_config.planner,
-            planner_settings=settings,
-            cost=plan_config.cost,
-            action_mean=mean,
-            action_std=std,
-            budget=plan_config.budget,
-            horizon=plan_config.horizon,
-            receding=plan_config.receding,
-            frameskip=config.data.frameskip,
-        )
-    results, info = run_seeds(run, variables, config, plan_config, progress=progress)
+        env_, env_params = datasets.make_env(config.data)
+        run = closed_loop.make_closed_loop(env_, env_params, model, **loop_kwargs)
+    try:
+        results, info = run_seeds(run, variables, config, plan_config, progress=progress)
+    finally:
+        if host_id:
+            run.batch.close()
     num_plans = -(-plan_config.budget // (plan_config.receding * config.data.frameskip))
     protocol = {
+        "env": host_id or datasets.env_name(config.data),
         "offset": plan_config.offset,
         "budget": plan_config.budget,
         "horizon": plan_config.horizon,
@@ -257,6 +293,8 @@ def evaluate_planning(
         wall_s=info["wall_s"],
         num_plans=num_plans,
     )
+    if host_id:  # where the wall time went: the host loop's split
+        summary["host_timing"] = {**run.timings(), "wall_s": info["wall_s"]}
     report.write_json(run_dir.report_path(workdir, stem, ".json"), summary)
     first = results[0]["out"]
     report.write_gif(

@@ -1,0 +1,217 @@
+"""Pixel environments stepped on the host in their own simulator, N episodes together.
+
+The world model and the planners run compiled on the accelerator; a host environment runs
+its simulator (MuJoCo, ...) and renderer on the CPU, as a gymnasium vector env. Any
+gymnasium environment that keeps this contract works with data collection
+(:mod:`lewm_jax.data.host_collect`), the closed-loop evaluation
+(:mod:`lewm_jax.planning.host_loop`) and the env report:
+
+- ``gymnasium.make(env_id, image_size=S)`` makes it; observations are uint8 ``(S, S, 3)``
+  frames (a ``Box``) and actions a ``Box`` in ``[-1, 1]^A``;
+- ``reset(options={"state": (P,), "goal": (P,)})`` starts the episode at that physical
+  state with that goal (``options=None``: a random start and goal); the info holds
+  ``"success"`` (the start already meets the goal), ``"physical_state"`` (P,) and
+  ``"goal_frame"`` (the goal state as this simulator renders it);
+- ``step(action)``'s info holds ``"success"`` (the environment's own criterion),
+  ``"physical_state"``, ``"sim_s"`` and ``"render_s"`` (seconds spent simulating and
+  rendering that step); episodes should neither terminate nor truncate (the caller keeps
+  the budget), since a vector env resets finished episodes;
+- optionally ``expert_action()``: a noisy scripted (oracle) action for data collection.
+
+The wrappers of this package register themselves with gymnasium under ``lewm/...`` ids
+(:data:`HOST_ENVS`); ``HostBatch("lewm/ReacherDMC-v0", 8, image_size=64)`` steps 8.
+Shape letters: N episodes, S frame side, P physical state, A action dim.
+"""
+
+import time
+
+import numpy as np
+
+from lewm_jax._deps import require
+
+# id -> (entry point, the lewm_jax extra that installs its simulator)
+HOST_ENVS = {
+    "lewm/ReacherDMC-v0": ("lewm_jax.envs.host_reacher:DMCReacher", "dmc"),
+}
+_RESET_KEYS = ("success", "physical_state", "goal_frame")
+_STEP_KEYS = ("success", "physical_state")
+
+
+def _gymnasium():
+    require("lewm_jax.envs.host", "host", "gymnasium")
+    import gymnasium
+
+    for env_id, (entry_point, _) in HOST_ENVS.items():
+        if env_id not in gymnasium.registry:
+            gymnasium.register(env_id, entry_point=entry_point, disable_env_checker=True)
+    return gymnasium
+
+
+def is_host_env(name: str) -> bool:
+    """Whether ``name`` is a gymnasium id (``namespace/Name-vN``) rather than a JAX env."""
+    return "/" in name
+
+
+def _make(gymnasium, env_id: str, image_size: int, env_kwargs: dict):
+    """``gymnasium.make`` with ``image_size`` for environments that take it (ours do)."""
+    try:
+        return gymnasium.make(env_id, image_size=image_size, **env_kwargs)
+    except TypeError as e:
+        if "image_size" not in str(e):
+            raise
+    return gymnasium.make(env_id, **env_kwargs)  # its own frame size, checked by the caller
+
+
+def make_host_env(env_id: str, image_size: int, **env_kwargs):
+    """One host environment (gymnasium), checked against the contract's spaces.
+
+    ``env_kwargs`` go to its constructor (e.g. ``render_size`` of the DMC reacher).
+    """
+    gymnasium = _gymnasium()
+    try:
+        env = _make(gymnasium, env_id, image_size, env_kwargs)
+    except ImportError as e:
+        extra = HOST_ENVS.get(env_id, ("", "host"))[1]
+        raise ImportError(
+            f"host environment {env_id!r} needs {e.name}: pip install 'lewm_jax[{extra}]'",
+            name=e.name,
+        ) from None
+    except gymnasium.error.Error as e:
+        raise ValueError(
+            f"host environment {env_id!r} is not installed ({str(e).splitlines()[0]}); "
+            f"expected a registered gymnasium id such as {sorted(HOST_ENVS)}"
+        ) from None
+    check_spaces(env_id, env, image_size)
+    return env
+
+
+def check_spaces(env_id: str, env, image_size: int) -> None:
+    """One-line errors for an environment without frame observations or box actions."""
+    obs, act = env.observation_space, env.action_space
+    shape = (image_size, image_size, 3)
+    if getattr(obs, "dtype", None) != np.uint8 or tuple(getattr(obs, "shape", ())) != shape:
+        raise ValueError(
+            f"host environment {env_id!r} observes {obs}; expected uint8 {shape} pixel frames"
+        )
+    if getattr(act, "shape", None) is None or len(act.shape) != 1 or act.dtype.kind != "f":
+        raise ValueError(f"host environment {env_id!r} acts with {act}; expected a 1-D float Box")
+
+
+def _missing(env_id: str, info: dict, keys, where: str) -> None:
+    missing = [k for k in keys if k not in info]
+    if missing:
+        raise ValueError(
+            f"host environment {env_id!r} has no goal: its {where} info lacks {missing}; "
+            "expected the lewm_jax.envs.host contract (reset(options={'state', 'goal'}))"
+        )
+
+
+class HostBatch:
+    """N episodes of a host environment stepped together (a gymnasium vector env).
+
+    ``asynchronous`` steps them in N worker processes (gymnasium's ``AsyncVectorEnv``);
+    ``env_kwargs`` go to every environment's constructor.
+
+    Attributes:
+        env_id: the gymnasium id.
+        num_envs: N.
+        image_size: S.
+        action_dim: A.
+        timing: seconds spent so far in ``"sim_s"`` and ``"render_s"`` (summed over the N
+            environments, as they report it) and ``"host_s"`` (wall time of the vector env's
+            reset and step calls).
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int,
+        *,
+        image_size: int,
+        asynchronous: bool = False,
+        **env_kwargs,
+    ):
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
+        gymnasium = _gymnasium()
+        make_host_env(env_id, image_size, **env_kwargs).close()  # one-line errors first
+
+        def make():
+            return _make(gymnasium, env_id, image_size, env_kwargs)
+
+        vector = gymnasium.vector.AsyncVectorEnv if asynchronous else gymnasium.vector.SyncVectorEnv
+        kwargs = {"context": "spawn"} if asynchronous else {}  # OpenGL contexts do not fork
+        self.vec = vector([make] * num_envs, **kwargs)
+        self.env_id, self.num_envs, self.image_size = env_id, num_envs, image_size
+        self.action_dim = int(self.vec.single_action_space.shape[0])
+        self.timing = {"sim_s": 0.0, "render_s": 0.0, "host_s": 0.0}
+
+    def reset(self, states=None, goals=None, *, seed: int | None = None):
+        """Starts every episode: at ``states (N, P)`` with ``goals (N, P)``, or random ones.
+
+        Returns:
+            ``(frames (N, S, S, 3) uint8, info)`` with ``info["success"] (N,)`` bool,
+            ``info["physical_state"] (N, P)`` and ``info["goal_frame"] (N, S, S, 3)``.
+        """
+        n = self.num_envs
+        if (states is None) != (goals is None):
+            raise ValueError("give both states and goals, or neither")
+        if states is not None and (len(states) != n or len(goals) != n):
+            raise ValueError(f"expected {n} states and goals, got {len(states)} and {len(goals)}")
+        t0 = time.perf_counter()
+        frames, rows = [None] * n, [None] * n
+        # A masked reset keeps the other environments' last observations, so all must have
+        # one: a first plain reset (random starts) of all of them.
+        self.vec.reset(seed=seed)
+        for i in range(n):  # the vector API passes one options dict to all: one env at a time
+            options = {"reset_mask": np.arange(n) == i}
+            if states is not None:
+                options.update(state=np.asarray(states[i]), goal=np.asarray(goals[i]))
+            obs, info = self.vec.reset(seed=None if seed is None else seed + i, options=options)
+            _missing(self.env_id, info, _RESET_KEYS, "reset")
+            frames[i] = obs[i]
+            rows[i] = {k: info[k][i] for k in _RESET_KEYS}
+        self.timing["host_s"] += time.perf_counter() - t0
+        info = {k: np.stack([r[k] for r in rows]) for k in _RESET_KEYS}
+        info["success"] = info["success"].astype(bool)
+        return np.stack(frames), info
+
+    def step(self, actions):
+        """Steps every episode with ``actions (N, A)``.
+
+        Returns:
+            ``(frames (N, S, S, 3) uint8, success (N,) bool, physical_state (N, P))``.
+        """
+        actions = np.asarray(actions, np.float32)
+        if actions.shape != (self.num_envs, self.action_dim):
+            raise ValueError(
+                f"expected actions of shape {(self.num_envs, self.action_dim)}, got {actions.shape}"
+            )
+        t0 = time.perf_counter()
+        obs, _, _, _, info = self.vec.step(actions)
+        self.timing["host_s"] += time.perf_counter() - t0
+        _missing(self.env_id, info, _STEP_KEYS, "step")
+        for k in ("sim_s", "render_s"):
+            self.timing[k] += float(np.sum(info.get(k, 0.0)))
+        return obs, info["success"].astype(bool), info["physical_state"]
+
+    def expert_actions(self) -> np.ndarray:
+        """``(N, A)`` actions of the environments' scripted oracles."""
+        try:
+            actions = self.vec.call("expert_action")
+        except AttributeError:
+            raise ValueError(
+                f"host environment {self.env_id!r} has no expert_action(); expected an "
+                "environment with a scripted oracle (or collect with the random policy)"
+            ) from None
+        return np.stack(actions).astype(np.float32)
+
+    def close(self) -> None:
+        """Closes the simulators."""
+        self.vec.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,132 @@
+"""dm_control's reacher as a host environment (``lewm/ReacherDMC-v0``): the simulator that
+stable-worldmodel's ``swm/ReacherDMControl-v0`` (qpos_match) steps, behind the contract of
+:mod:`lewm_jax.envs.host`.
+
+The same task as the pure-JAX :class:`lewm_jax.envs.reacher.Reacher` (which matches its
+dynamics to a few 1e-6 rad): one env step is ``ACTION_REPEAT`` MuJoCo steps, the physical
+state ``[shoulder, wrist, shoulder_vel, wrist_vel]``, success every joint within
+``success_tol`` of the goal configuration. Frames are MuJoCo's render of camera 0 with the
+target hidden, at ``render_size`` (224 px, as the official data) and resized bilinearly to
+``image_size`` as that data is resized for training (``render_size=image_size`` renders
+directly: faster, slightly different edges). Needs an OpenGL backend: ``MUJOCO_GL=egl`` (set unless
+given) or ``osmesa``.
+"""
+
+import os
+import time
+
+import gymnasium
+import numpy as np
+
+from lewm_jax.envs.reacher import (
+    ACTION_REPEAT,
+    WRIST_LIMIT,
+    EnvParams,
+)
+
+RENDER_SIZE = 224  # dm_control renders here; frames are resized to image_size
+
+
+def _wrap(x):
+    return (np.asarray(x) + np.pi) % (2 * np.pi) - np.pi
+
+
+class DMCReacher(gymnasium.Env):
+    """dm_control ``reacher`` with uint8 frame observations and a goal configuration."""
+
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(
+        self, image_size: int = 64, render_size: int = RENDER_SIZE, render_mode: str = "rgb_array"
+    ):
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        from dm_control import suite
+
+        self.image_size, self.render_size, self.render_mode = image_size, render_size, render_mode
+        self._dmc = suite.load("reacher", "hard")
+        model = self._dmc.physics.model
+        model.geom_rgba[model.name2id("target", "geom"), 3] = 0.0  # as stable-worldmodel
+        self.params = EnvParams()
+        self.observation_space = gymnasium.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
+        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self._goal = np.zeros(2)
+        self._t = 0
+
+    def _set(self, state) -> None:
+        state = np.asarray(state, np.float64)
+        with self._dmc.physics.reset_context():
+            self._dmc.physics.data.qpos[:] = state[:2]
+            self._dmc.physics.data.qvel[:] = state[2:4] if len(state) >= 4 else 0.0
+
+    def _frame(self) -> np.ndarray:
+        frame = self._dmc.physics.render(self.render_size, self.render_size, camera_id=0)
+        if self.image_size != self.render_size:
+            from PIL import Image
+
+            size = (self.image_size, self.image_size)
+            frame = np.asarray(Image.fromarray(frame).resize(size, Image.BILINEAR))
+        return frame
+
+    def physical_state(self) -> np.ndarray:
+        """(4,) float32 joint angles (shoulder wrapped) and velocities."""
+        d = self._dmc.physics.data
+        return np.array([_wrap(d.qpos[0]), d.qpos[1], *d.qvel], np.float32)
+
+    def _success(self) -> bool:
+        err = _wrap(self.physical_state()[:2] - self._goal)
+        return bool(np.all(np.abs(err) < self.params.success_tol))
+
+    def _configuration(self) -> np.ndarray:
+        rng = self.np_random
+        return np.array([rng.uniform(-np.pi, np.pi), rng.uniform(-WRIST_LIMIT, WRIST_LIMIT)])
+
+    def reset(self, *, seed=None, options=None):
+        """Starts at ``options["state"]`` with goal ``options["goal"]`` (else random ones)."""
+        super().reset(seed=seed)
+        self._dmc.reset()
+        options = options or {}
+        start = options.get("state", self._configuration())
+        goal = np.asarray(options.get("goal", self._configuration()), np.float64)
+        self._goal, self._t = goal[:2].copy(), 0
+        self._set(goal[:2])
+        goal_frame = self._frame()
+        self._set(start)
+        info = {
+            "success": self._success(),
+            "physical_state": self.physical_state(),
+            "goal_frame": goal_frame,
+        }
+        return self._frame(), info
+
+    def step(self, action):
+        """One env step: ``ACTION_REPEAT`` MuJoCo steps with the clipped action."""
+        action = np.clip(np.asarray(action, np.float64), -1.0, 1.0)
+        t0 = time.perf_counter()
+        for _ in range(ACTION_REPEAT):
+            self._dmc.step(action)
+        t1 = time.perf_counter()
+        frame = self._frame()
+        t2 = time.perf_counter()
+        self._t += 1
+        success = self._success()
+        err = _wrap(self.physical_state()[:2] - self._goal)
+        info = {
+            "success": success,
+            "physical_state": self.physical_state(),
+            "sim_s": t1 - t0,
+            "render_s": t2 - t1,
+        }
+        return frame, -float(np.linalg.norm(err)), False, False, info
+
+    def expert_action(self) -> np.ndarray:
+        """The JAX Reacher's noisy PD expert towards the goal (one waypoint: the goal)."""
+        p = self.params
+        q = self.physical_state()
+        err = np.array([_wrap(self._goal[0] - q[0]), self._goal[1] - q[1]])
+        pd = p.expert_kp * err - p.expert_kd * q[2:]
+        noise = p.expert_noise * self.np_random.normal(size=2)
+        return np.clip(pd + noise, -1.0, 1.0).astype(np.float32)
+
+    def render(self):
+        """The current frame (gymnasium's rgb_array render)."""
+        return self._frame()
