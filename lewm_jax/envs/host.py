@@ -2,9 +2,8 @@
 
 The world model and the planners run compiled on the accelerator; a host environment runs
 its simulator (MuJoCo, ...) and renderer on the CPU, as a gymnasium vector env. Any
-gymnasium environment that keeps this contract works with data collection
-(:mod:`lewm_jax.data.host_collect`), the closed-loop evaluation
-(:mod:`lewm_jax.planning.host_loop`) and the env report:
+gymnasium environment that keeps this contract works with the closed-loop evaluation
+(:mod:`lewm_jax.planning.host_loop`, ``experiments.plan --env=...``):
 
 - ``gymnasium.make(env_id, image_size=S)`` makes it; observations are uint8 ``(S, S, 3)``
   frames (a ``Box``) and actions a ``Box`` in ``[-1, 1]^A``;
@@ -16,7 +15,7 @@ gymnasium environment that keeps this contract works with data collection
   ``"physical_state"``, ``"sim_s"`` and ``"render_s"`` (seconds spent simulating and
   rendering that step); episodes should neither terminate nor truncate (the caller keeps
   the budget), since a vector env resets finished episodes;
-- optionally ``expert_action()``: a noisy scripted (oracle) action for data collection.
+- optionally ``expert_action()``: a noisy scripted (oracle) action, the expert baseline.
 
 The wrappers of this package register themselves with gymnasium under ``lewm/...`` ids
 (:data:`HOST_ENVS`); ``HostBatch("lewm/ReacherDMC-v0", 8, image_size=64)`` steps 8.
@@ -145,6 +144,7 @@ class HostBatch:
         self.env_id, self.num_envs, self.image_size = env_id, num_envs, image_size
         self.action_dim = int(self.vec.single_action_space.shape[0])
         self.timing = {"sim_s": 0.0, "render_s": 0.0, "host_s": 0.0}
+        self._started = False
 
     def reset(self, states=None, goals=None, *, seed: int | None = None):
         """Starts every episode: at ``states (N, P)`` with ``goals (N, P)``, or random ones.
@@ -161,8 +161,10 @@ class HostBatch:
         t0 = time.perf_counter()
         frames, rows = [None] * n, [None] * n
         # A masked reset keeps the other environments' last observations, so all must have
-        # one: a first plain reset (random starts) of all of them.
-        self.vec.reset(seed=seed)
+        # one: the batch's first reset starts with a plain reset of all of them.
+        if not self._started:
+            self.vec.reset(seed=seed)
+            self._started = True
         for i in range(n):  # the vector API passes one options dict to all: one env at a time
             options = {"reset_mask": np.arange(n) == i}
             if states is not None:

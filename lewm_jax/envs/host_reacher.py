@@ -18,6 +18,7 @@ import time
 import gymnasium
 import numpy as np
 
+from lewm_jax.data.stores import resize_frames
 from lewm_jax.envs.reacher import (
     ACTION_REPEAT,
     WRIST_LIMIT,
@@ -50,7 +51,6 @@ class DMCReacher(gymnasium.Env):
         self.observation_space = gymnasium.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
         self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
         self._goal = np.zeros(2)
-        self._t = 0
 
     def _set(self, state) -> None:
         state = np.asarray(state, np.float64)
@@ -60,20 +60,18 @@ class DMCReacher(gymnasium.Env):
 
     def _frame(self) -> np.ndarray:
         frame = self._dmc.physics.render(self.render_size, self.render_size, camera_id=0)
-        if self.image_size != self.render_size:
-            from PIL import Image
-
-            size = (self.image_size, self.image_size)
-            frame = np.asarray(Image.fromarray(frame).resize(size, Image.BILINEAR))
-        return frame
+        return resize_frames(frame, self.image_size)  # as file datasets are resized
 
     def physical_state(self) -> np.ndarray:
         """(4,) float32 joint angles (shoulder wrapped) and velocities."""
         d = self._dmc.physics.data
         return np.array([_wrap(d.qpos[0]), d.qpos[1], *d.qvel], np.float32)
 
-    def _success(self) -> bool:
-        err = _wrap(self.physical_state()[:2] - self._goal)
+    def _error(self, physical: np.ndarray) -> np.ndarray:
+        """(2,) wrapped joint-angle error to the goal."""
+        return _wrap(physical[:2] - self._goal)
+
+    def _success(self, err: np.ndarray) -> bool:
         return bool(np.all(np.abs(err) < self.params.success_tol))
 
     def _configuration(self) -> np.ndarray:
@@ -87,13 +85,14 @@ class DMCReacher(gymnasium.Env):
         options = options or {}
         start = options.get("state", self._configuration())
         goal = np.asarray(options.get("goal", self._configuration()), np.float64)
-        self._goal, self._t = goal[:2].copy(), 0
+        self._goal = goal[:2].copy()
         self._set(goal[:2])
         goal_frame = self._frame()
         self._set(start)
+        physical = self.physical_state()
         info = {
-            "success": self._success(),
-            "physical_state": self.physical_state(),
+            "success": self._success(self._error(physical)),
+            "physical_state": physical,
             "goal_frame": goal_frame,
         }
         return self._frame(), info
@@ -107,12 +106,11 @@ class DMCReacher(gymnasium.Env):
         t1 = time.perf_counter()
         frame = self._frame()
         t2 = time.perf_counter()
-        self._t += 1
-        success = self._success()
-        err = _wrap(self.physical_state()[:2] - self._goal)
+        physical = self.physical_state()
+        err = self._error(physical)
         info = {
-            "success": success,
-            "physical_state": self.physical_state(),
+            "success": self._success(err),
+            "physical_state": physical,
             "sim_s": t1 - t0,
             "render_s": t2 - t1,
         }
