@@ -31,6 +31,7 @@ from lewm_jax._deps import require
 # id -> (entry point, the lewm_jax extra that installs its simulator)
 HOST_ENVS = {
     "lewm/ReacherDMC-v0": ("lewm_jax.envs.host_reacher:DMCReacher", "dmc"),
+    "lewm/CubeOGB-v0": ("lewm_jax.envs.host_cube:OGBenchCube", "cube"),
 }
 _RESET_KEYS = ("success", "physical_state", "goal_frame")
 _STEP_KEYS = ("success", "physical_state")
@@ -105,6 +106,17 @@ def _missing(env_id: str, info: dict, keys, where: str) -> None:
         )
 
 
+class _Factory:
+    """Makes one environment; picklable, and registers the ``lewm/`` ids first, so that
+    spawned worker processes (which import gymnasium afresh) can make it too."""
+
+    def __init__(self, env_id: str, image_size: int, env_kwargs: dict):
+        self.env_id, self.image_size, self.env_kwargs = env_id, image_size, env_kwargs
+
+    def __call__(self):
+        return _make(_gymnasium(), self.env_id, self.image_size, self.env_kwargs)
+
+
 class HostBatch:
     """N episodes of a host environment stepped together (a gymnasium vector env).
 
@@ -134,10 +146,7 @@ class HostBatch:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
         gymnasium = _gymnasium()
         make_host_env(env_id, image_size, **env_kwargs).close()  # one-line errors first
-
-        def make():
-            return _make(gymnasium, env_id, image_size, env_kwargs)
-
+        make = _Factory(env_id, image_size, env_kwargs)
         vector = gymnasium.vector.AsyncVectorEnv if asynchronous else gymnasium.vector.SyncVectorEnv
         kwargs = {"context": "spawn"} if asynchronous else {}  # OpenGL contexts do not fork
         self.vec = vector([make] * num_envs, **kwargs)
@@ -169,7 +178,9 @@ class HostBatch:
             options = {"reset_mask": np.arange(n) == i}
             if states is not None:
                 options.update(state=np.asarray(states[i]), goal=np.asarray(goals[i]))
-            obs, info = self.vec.reset(seed=None if seed is None else seed + i, options=options)
+            # Environment i's seed is seed + i (an int seed would give it seed + 2 i).
+            seeds = None if seed is None else [seed + i if j == i else None for j in range(n)]
+            obs, info = self.vec.reset(seed=seeds, options=options)
             _missing(self.env_id, info, _RESET_KEYS, "reset")
             frames[i] = obs[i]
             rows[i] = {k: info[k][i] for k in _RESET_KEYS}
