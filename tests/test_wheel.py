@@ -24,7 +24,7 @@ import lewm_jax
 ROOT = Path(__file__).resolve().parents[1]
 # Build outputs and local runs of the checkout: a clean clone has none of them.
 NOT_SOURCE = (".git", "build", "dist", "*.egg-info", "__pycache__", "runs", "workdir*", ".*cache")
-EXTRAS = {"models", "envs", "train", "data", "host", "dmc", "torch", "all"}
+EXTRAS = {"models", "envs", "train", "data", "host", "dmc", "cube", "torch", "all"}
 
 CORE_SCRIPT = """
 import json, sys

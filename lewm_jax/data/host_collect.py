@@ -1,0 +1,88 @@
+"""Episode collection in host environments (:mod:`lewm_jax.envs.host`), N at a time.
+
+The host counterpart of :func:`lewm_jax.data.collect.collect_episodes`: every round resets
+the N environments of a :class:`~lewm_jax.envs.host.HostBatch` at random (seeded), steps
+them ``max_steps - 1`` times with the scripted oracle (``expert_action``) or uniform random
+actions, and appends the N episodes to the flat :class:`~lewm_jax.data.episodes.Episodes`
+layout (``write_hdf5`` turns it into an official-layout file). Shape letters: E episodes,
+N environments, T steps per episode, A action dim, P physical-state dim.
+"""
+
+import time
+
+import numpy as np
+
+from lewm_jax.data.episodes import Episodes, episode_offsets
+
+POLICIES = ("expert", "random")
+
+
+def collect_host_episodes(
+    batch,
+    num_episodes: int,
+    max_steps: int,
+    *,
+    seed: int = 0,
+    policy: str = "expert",
+    progress: bool = False,
+):
+    """Collects ``num_episodes`` episodes of ``max_steps`` frames each.
+
+    Args:
+        batch: a :class:`~lewm_jax.envs.host.HostBatch` (its N environments step together;
+            the last round's surplus episodes are dropped).
+        num_episodes: E.
+        max_steps: T, frames per episode (T - 1 actions; the last frame's action is NaN,
+            as in the official files).
+        seed: seed of the resets (round r seeds ``seed + r * N``) and of random actions.
+        policy: ``"expert"`` (the environments' noisy oracles) or ``"random"``.
+        progress: print a line per round.
+
+    Returns:
+        ``(episodes, timing)``: :class:`Episodes` with ``pixels (E*T, S, S, 3)`` uint8,
+        ``actions (E*T, A)``, ``state (E*T, P)``; ``timing`` the seconds of ``wall_s``,
+        the batch's ``sim_s``/``render_s``/``host_s`` and ``frames_per_s`` (stored frames
+        per wall second).
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown collection policy {policy!r}; expected one of {POLICIES}")
+    if num_episodes < 1 or max_steps < 2:
+        raise ValueError(
+            f"num_episodes must be >= 1 and max_steps >= 2, got {num_episodes} and {max_steps}"
+        )
+    n, rng = batch.num_envs, np.random.default_rng(seed)
+    pixels, actions, states = [], [], []
+    t0 = time.perf_counter()
+    for r in range(-(-num_episodes // n)):
+        frames, info = batch.reset(seed=seed + r * n)
+        state = info["physical_state"]
+        ep_px, ep_act, ep_state = [frames], [], [state]
+        for _ in range(max_steps - 1):
+            if policy == "expert":
+                action = batch.expert_actions()
+            else:
+                action = rng.uniform(-1.0, 1.0, (n, batch.action_dim)).astype(np.float32)
+            frames, _, state = batch.step(action)
+            ep_px.append(frames)
+            ep_act.append(action)
+            ep_state.append(state)
+        ep_act.append(np.full_like(ep_act[0], np.nan))
+        keep = min(n, num_episodes - r * n)
+        for col, rows in ((pixels, ep_px), (actions, ep_act), (states, ep_state)):
+            col.append(np.stack(rows, axis=1)[:keep].reshape(keep * max_steps, -1))
+        if progress:
+            done = min((r + 1) * n, num_episodes)
+            rate = done * max_steps / (time.perf_counter() - t0)
+            print(f"collect: {done}/{num_episodes} episodes, {rate:.1f} frames/s", flush=True)
+    wall = time.perf_counter() - t0
+    size = batch.image_size
+    ep_len = np.full(num_episodes, max_steps, np.int64)
+    episodes = Episodes(
+        pixels=np.concatenate(pixels).reshape(-1, size, size, 3),
+        actions=np.concatenate(actions).astype(np.float32),
+        ep_offset=episode_offsets(ep_len),
+        ep_len=ep_len,
+        state=np.concatenate(states).astype(np.float32),
+    )
+    timing = {**batch.timing, "wall_s": wall, "frames_per_s": len(episodes.pixels) / wall}
+    return episodes, timing

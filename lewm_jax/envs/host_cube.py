@@ -1,0 +1,178 @@
+"""OGBench's single-cube pick-and-place as a host environment (``lewm/CubeOGB-v0``): the
+simulator behind stable-worldmodel's ``swm/OGBCube-v0`` and the paper's Cube results,
+behind the contract of :mod:`lewm_jax.envs.host`.
+
+A UR5e arm with a Robotiq gripper and one cube in MuJoCo (OGBench's ``CubeEnv``,
+``env_type="single"``, pixel observations from its ``front_pixels`` camera, target marker
+hidden). Action: 5-D in ``[-1, 1]`` (end-effector xyz, yaw, gripper), one env step =
+OGBench's 0.05 s control step. The physical state is MuJoCo's ``qpos`` then ``qvel`` (21 +
+20 = 41 values, the reference's ``state``); success is the cube within 4 cm of the goal
+state's cube position (OGBench's criterion, its target moved there).
+
+A reset without a goal is OGBench's data-collection reset (random arm, cube and target);
+:meth:`OGBenchCube.expert_action` is OGBench's Markov oracle with the reference
+collection's Gaussian noise, which after such a reset picks a new random target whenever it
+has placed the cube (so one episode shows several pick-and-places, as the official data).
+``fast_render`` trades MuJoCo's 4096 px shadow map and 4x multisampling for a 1024 px map
+and none: 83 instead of 180 ms per frame with a software OpenGL (llvmpipe) renderer, frames
+within about 1/255 on average (BENCHMARKS.md, "OGBench Cube").
+Needs ``ogbench`` (``pip install 'lewm_jax[cube]'``) and an OpenGL backend: ``MUJOCO_GL=egl``
+(set unless given) or ``osmesa``.
+"""
+
+import os
+import time
+
+import gymnasium
+import numpy as np
+
+from lewm_jax.data.stores import resize_frames
+
+SUCCESS_DISTANCE = 0.04  # m, cube to target (OGBench's threshold)
+ACTION_NOISE = 0.1  # the reference collection's noise bound: per episode xi ~ U(0, 0.1)
+NOISE_SCALE = np.array([1.0, 1.0, 1.0, 3.0, 10.0])  # per action dim, times xi (the reference's)
+
+
+class OGBenchCube(gymnasium.Env):
+    """OGBench ``CubeEnv`` (single cube) with uint8 frame observations and a goal state."""
+
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        render_size: int | None = None,
+        fast_render: bool = False,
+        render_mode: str = "rgb_array",
+    ):
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        from ogbench.manipspace.envs.cube_env import CubeEnv
+        from ogbench.manipspace.oracles.markov.cube_markov import CubeMarkovOracle
+
+        self.image_size, self.render_mode = image_size, render_mode
+        self.render_size = render_size or image_size
+        self._env = CubeEnv(
+            env_type="single",
+            ob_type="pixels",
+            mode="data_collection",
+            visualize_info=False,  # no target marker or success colour in the frames
+            terminate_at_goal=False,
+            width=self.render_size,
+            height=self.render_size,
+        )
+        self._env.reset(seed=0)  # builds the MuJoCo model
+        if fast_render:
+            quality = self._env._model.vis.quality
+            quality.shadowsize, quality.offsamples = 1024, 0
+            self._env._renderer.close()  # the first reset rendered: rebuild at this quality
+            self._env._initialize_renderer()
+        self._render_s = 0.0
+        render = self._env.get_pixel_observation
+
+        def timed_render():  # OGBench renders inside step(): time it there
+            t0 = time.perf_counter()
+            frame = render()
+            self._render_s += time.perf_counter() - t0
+            return frame
+
+        self._env.get_pixel_observation = timed_render
+        model = self._env._model
+        self.nq, self.nv = model.nq, model.nv
+        self._target = self._env._cube_target_mocap_ids[0]
+        self._cube_adr = int(model.joint("object_joint_0").qposadr[0])
+        self.observation_space = gymnasium.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
+        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (5,), np.float32)
+        self._oracle = CubeMarkovOracle(env=self._env, min_norm=0.4)
+        self._info, self._xi, self._collecting = {}, 0.0, True
+
+    def _frame(self) -> np.ndarray:
+        return resize_frames(self._env.render(), self.image_size)
+
+    def physical_state(self) -> np.ndarray:
+        """(41,) float32: qpos then qvel."""
+        d = self._env._data
+        return np.concatenate([d.qpos, d.qvel]).astype(np.float32)
+
+    def _set(self, state) -> None:
+        state = np.asarray(state, np.float64)
+        if state.shape != (self.nq + self.nv,):
+            raise ValueError(
+                f"OGBench cube state has shape {state.shape}; expected ({self.nq + self.nv},) "
+                "= qpos then qvel"
+            )
+        import mujoco
+
+        self._env.set_state(state[: self.nq], state[self.nq :])
+        mujoco.mj_rnePostConstraint(self._env._model, self._env._data)  # gripper contact
+
+    def _cube_error(self) -> float:
+        d = self._env._data
+        return float(np.linalg.norm(d.joint("object_joint_0").qpos[:3] - d.mocap_pos[self._target]))
+
+    def reset(self, *, seed=None, options=None):
+        """Starts at ``options["state"]`` with the cube's goal from ``options["goal"]``
+        (both (41,)), else OGBench's random data-collection reset."""
+        super().reset(seed=seed)
+        self._env.reset(seed=int(self.np_random.integers(2**31)))
+        self._render_s = 0.0
+        options = options or {}
+        self._collecting = "goal" not in options
+        if self._collecting:  # the goal frame: the cube at OGBench's random target
+            state = self.physical_state()
+            goal, adr = state.copy(), self._cube_adr
+            goal[adr : adr + 3] = self._env._data.mocap_pos[self._target]
+        else:
+            state, goal = options.get("state", self.physical_state()), options["goal"]
+        self._set(goal)
+        goal_frame = self._frame()
+        cube = self._env._data.joint("object_joint_0").qpos[:3].copy()
+        self._set(state)
+        self._env._data.mocap_pos[self._target] = cube  # OGBench's success and the oracle
+        self._env.pre_step()
+        self._env.post_step()
+        self._info = self._env.compute_ob_info()
+        self._oracle.reset(None, self._info)
+        self._xi = float(self.np_random.uniform(0.0, ACTION_NOISE))
+        info = {
+            "success": self._cube_error() <= SUCCESS_DISTANCE,
+            "physical_state": self.physical_state(),
+            "goal_frame": goal_frame,
+        }
+        return self._frame(), info
+
+    def step(self, action):
+        """One OGBench control step (0.05 s) with the clipped action."""
+        action = np.clip(np.asarray(action, np.float64), -1.0, 1.0)
+        self._render_s = 0.0
+        t0 = time.perf_counter()
+        frame, _, _, _, self._info = self._env.step(action)
+        wall = time.perf_counter() - t0
+        err = self._cube_error()
+        info = {
+            "success": err <= SUCCESS_DISTANCE,
+            "physical_state": self.physical_state(),
+            "sim_s": wall - self._render_s,
+            "render_s": self._render_s,
+        }
+        return resize_frames(frame, self.image_size), -err, False, False, info
+
+    def expert_action(self) -> np.ndarray:
+        """OGBench's cube Markov oracle plus the reference collection's Gaussian noise;
+        after a random reset it moves on to a new random target once the cube is placed."""
+        if self._collecting and self._oracle.done:
+            _, self._info = self._env.set_new_target()
+            self._oracle.reset(None, self._info)
+        action = np.asarray(self._oracle.select_action(None, self._info), np.float64)
+        action = action + self.np_random.normal(0.0, self._xi * NOISE_SCALE)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+    def render(self):
+        """The current frame (gymnasium's rgb_array render)."""
+        return self._frame()
+
+    def close(self):
+        """Frees MuJoCo's renderer while its OpenGL context is still alive (OGBench's env
+        leaves it to the garbage collector, which runs after EGL is gone at exit)."""
+        if self._env._renderer is not None:
+            self._env._renderer.close()
+            self._env._renderer = None
