@@ -10,7 +10,8 @@ Sizes (the ``:arg`` after the file name; ``size=...`` or a bare word):
   test   a tiny model for unit tests.
 Other args: ``env=<dataset name>`` (``two_room`` by default, ``moving_dot`` for ``test``;
 any registered environment's dataset such as ``push_t`` or ``reacher``, which planning is
-evaluated in, or ``hdf5`` with ``--config.data.path=...``), ``lam=<sigreg weight>``.
+evaluated in, ``hdf5`` with ``--config.data.path=...``, or ``cube``: a file of OGBench Cube
+episodes, planned in the host simulator ``lewm/CubeOGB-v0``), ``lam=<sigreg weight>``.
 
 Run:
   python -m experiments.train --config experiments/configs/lewm.py:cpu --workdir runs/lewm_cpu
@@ -18,6 +19,11 @@ Run:
       --workdir runs/lewm_paper --config.optim.lr=1e-4
   python -m experiments.ablation --config experiments/configs/lewm.py:ablation \
       --workdir runs/ablation
+  python -m data.collect_host --env=lewm/CubeOGB-v0 --episodes=300 --max_steps=100 \
+      --num_envs=2 --asynchronous --env_kwargs='{"fast_render": true}' \
+      --out=runs/cube/cube_single_64.h5
+  python -m experiments.train --config experiments/configs/lewm.py:cpu,env=cube \
+      --config.data.path=runs/cube/cube_single_64.h5 --workdir runs/cube/cpu
 """
 
 import ml_collections
@@ -25,6 +31,9 @@ import ml_collections
 from experiments.configs.common import parse_arg
 
 SIZES = ("paper", "cpu", "ablation", "test")
+# Datasets of host environments (lewm_jax.envs.host), read from an official-layout HDF5 file
+# (data.path) and planned in that environment: name -> (host env id, action dim).
+HOST_DATASETS = {"cube": ("lewm/CubeOGB-v0", 5)}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -38,8 +47,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     env = arg.env or ("moving_dot" if arg.size == "test" else "two_room")
     # Read from the registries now, so an environment registered after import is accepted.
     datasets, plannable = dataset_names(), envs.dataset_names()
-    if env not in datasets:
-        raise ValueError(f"unknown env {env!r}; expected one of {datasets}")
+    if env not in datasets and env not in HOST_DATASETS:
+        raise ValueError(f"unknown env {env!r}; expected one of {(*datasets, *HOST_DATASETS)}")
     c = ml_collections.ConfigDict()
     c.seed = 3072  # every random draw derives from it: init, data split/order, dropout, SIGReg
     c.batch_size = 128  # global batch of clips, split over all devices
@@ -57,6 +66,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.name = env  # dataset name (lewm_jax.data.datasets.dataset_names())
     c.data.path = ""  # hdf5: the official .h5 file; tfds: the data_dir of data.build
     c.data.env = ""  # environment to plan in; "" = the one that made data.name
+    c.data.env_kwargs = ml_collections.ConfigDict()  # constructor kwargs of a host data.env
     c.data.image_size = 224  # frame side the model sees, pixels
     c.data.action_dim = 2  # raw action dimension A of the environment
     c.data.frameskip = 5  # env steps per frame and actions per action block
@@ -121,7 +131,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # start/goal pairs: "heldout" (episodes generated with the eval seed, never trained on) or
     # "train" (the training episodes; the only choice for hdf5/tfds, split over clips)
     c.planning.pairs = "heldout"
-    c.planning.dataset_episodes = 200  # held-out episodes that starts and goals come from
+    c.planning.dataset_episodes = 200  # episodes that starts and goals come from
     c.planning.offset = 25  # goal = the dataset frame this many env steps after the start
     c.planning.budget = 50  # env steps per episode
     c.planning.horizon = 5  # planned action blocks
@@ -170,6 +180,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             # tokens (and the s/step) of 64 px with 8 px patches: BENCHMARKS.md, "Reacher size".
             c.data.image_size = 96
             c.model.encoder = "Mi/12"
+    if env in HOST_DATASETS:
+        # Frames from a collected file (python -m data.collect_host), planned in the host
+        # simulator from the file's own episodes (a file has no held-out episodes to make).
+        c.data.name, (c.data.env, c.data.action_dim) = "hdf5", HOST_DATASETS[env]
+        c.planning.enabled, c.planning.pairs = True, "train"
+        c.data.env_kwargs.fast_render = True  # as collected: 83 vs 180 ms per frame on CPU
+        if arg.size == "cpu":
+            # 300 x 100-step oracle episodes at 64 px (~27 min to collect with 2 simulators
+            # on 2 cores); 1500 steps = 4 passes over its clips, ~60 min on 2 CPU cores.
+            c.total_steps = 1500
     if arg.size == "ablation":
         c.batch_size, c.total_steps = 32, 150
         c.log_every, c.eval_every, c.checkpoint_every, c.eval_batches = 5, 50, 50, 4

@@ -201,13 +201,16 @@ def loop_settings(plan_config, settings, mean, std, frameskip: int) -> dict:
     )
 
 
-def host_loop(host_id: str, model, num_episodes: int, image_size: int, **loop_kwargs):
+def host_loop(
+    host_id: str, model, num_episodes: int, image_size: int, env_kwargs=None, **loop_kwargs
+):
     """The :class:`~lewm_jax.planning.host_loop.HostLoop` of ``num_episodes`` simulators of
-    the host environment ``host_id`` at the run's frame size."""
+    the host environment ``host_id`` at the run's frame size (``env_kwargs``: keyword
+    arguments of its constructor)."""
     from lewm_jax.envs.host import HostBatch
     from lewm_jax.planning.host_loop import HostLoop
 
-    batch = HostBatch(host_id, num_episodes, image_size=image_size)
+    batch = HostBatch(host_id, num_episodes, image_size=image_size, **(env_kwargs or {}))
     try:
         return HostLoop(batch, model, **loop_kwargs)
     except Exception:
@@ -254,7 +257,9 @@ def evaluate_planning(
     loop_kwargs = loop_settings(plan_config, settings, mean, std, config.data.frameskip)
     if host_id:
         n, size = plan_config.num_episodes, config.data.image_size
-        run = host_loop(host_id, model, n, size, **loop_kwargs)
+        # The run's own host environment as it collected the data (e.g. its renderer).
+        own = host_id == config.data.get("env") and config.data.get("env_kwargs")
+        run = host_loop(host_id, model, n, size, dict(own or {}), **loop_kwargs)
     elif plan_config.planner in baselines.POLICIES:  # same pairs, seeds and budget, no model
         env_, env_params = datasets.make_env(config.data)
         run = baselines.make_policy_loop(
