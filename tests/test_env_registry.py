@@ -114,8 +114,8 @@ def test_registry_lookups_and_idempotent_register():
         (lambda: envs.register("dots", "Dot-v0", Dot), "conflicts with registered"),
         (lambda: envs.register("x", "X-v0", "no_colon"), "module:Class"),
         (lambda: envs.make("Nope-v0"), "unknown environment 'Nope-v0'"),
-        (lambda: envs.env_id("cube"), "unknown environment 'cube'"),
-        (lambda: get_config("test,env=cube"), "unknown env 'cube'"),
+        (lambda: envs.env_id("marble"), "unknown environment 'marble'"),
+        (lambda: get_config("test,env=marble"), "unknown env 'marble'"),
     ],
 )
 def test_bad_registrations_and_lookups_give_one_line_errors(call, match):
