@@ -185,10 +185,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # simulator from the file's own episodes (a file has no held-out episodes to make).
         c.data.name, (c.data.env, c.data.action_dim) = "hdf5", HOST_DATASETS[env]
         c.planning.enabled, c.planning.pairs = True, "train"
-        c.data.env_kwargs.fast_render = True  # as collected: 83 vs 180 ms per frame on CPU
+        c.data.env_kwargs.fast_render = True  # as collected: ~2.4x the frames/s on a CPU
         if arg.size == "cpu":
-            # 300 x 100-step oracle episodes at 64 px (~27 min to collect with 2 simulators
-            # on 2 cores); 1500 steps = 4 passes over its clips, ~60 min on 2 CPU cores.
+            # 300 x 100-step oracle episodes at 64 px (26 min to collect with 2 simulators
+            # on 2 cores); 1500 steps = 4 passes over its clips, 50 min on 2 CPU cores.
             c.total_steps = 1500
     if arg.size == "ablation":
         c.batch_size, c.total_steps = 32, 150

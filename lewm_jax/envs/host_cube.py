@@ -14,8 +14,8 @@ A reset without a goal is OGBench's data-collection reset (random arm, cube and 
 collection's Gaussian noise, which after such a reset picks a new random target whenever it
 has placed the cube (so one episode shows several pick-and-places, as the official data).
 ``fast_render`` trades MuJoCo's 4096 px shadow map and 4x multisampling for a 1024 px map
-and none: 83 instead of 180 ms per frame with a software OpenGL (llvmpipe) renderer, frames
-within about 1/255 on average (BENCHMARKS.md, "OGBench Cube").
+and none: 2.3-2.5 times the frames/s with a software OpenGL (llvmpipe) renderer, frames
+within about 1/255 on average at 64 px (BENCHMARKS.md, "OGBench Cube").
 Needs ``ogbench`` (``pip install 'lewm_jax[cube]'``) and an OpenGL backend: ``MUJOCO_GL=egl``
 (set unless given) or ``osmesa``.
 """
