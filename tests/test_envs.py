@@ -12,6 +12,7 @@ from lewm_jax.data.episodes import Episodes
 from lewm_jax.envs import make, render
 from lewm_jax.envs import reacher as rc
 from lewm_jax.envs import two_room as tr
+from lewm_jax.frames import resize_frames
 
 SIZE = 32
 ENVS = {"TwoRoom-v0": 2, "Reacher-v0": 4}  # name -> P
@@ -139,7 +140,7 @@ def test_reset_to_state_reproduces_state(setup):
 
 
 def test_two_room_geometry_at_224():
-    img = tr.background(224)
+    img = tr.background()
     black = img[..., 0] == 0
     assert black[100, 107:118].all() and not black[100, 106] and not black[100, 118]
     assert not black[35:64, 107:118].any() and black[34, 112] and black[64, 112]
@@ -151,44 +152,30 @@ def test_two_room_geometry_at_224():
 
 
 @pytest.mark.parametrize("size", [16, 50, 64, 224])
-def test_two_room_band_render_equals_drawing_every_row(size):
-    # The renderer draws only the rows near the dot; the oracle draws the whole frame.
+def test_two_room_window_render_equals_resizing_a_whole_drawing(size):
+    # The renderer draws only a window around the dot at 224 px and resizes only what it
+    # reaches; the oracle draws every pixel at 224 px and resizes with Pillow.
     env, _ = make("TwoRoom-v0", image_size=size)
-    c = jnp.asarray(env._coords)
+    c = np.arange(tr.CANVAS, dtype=np.float32)
+    background = jnp.asarray(tr.background())
 
-    def every_row(pos, colour):
-        alpha = render.gaussian_blob(c, c, pos, env._std)
-        img = render.composite(jnp.asarray(env._background), alpha, colour)
+    def every_pixel(pos, colour):
+        gx = jnp.exp(-0.5 * jnp.square((c - pos[0]) / env._std))
+        gy = jnp.exp(-0.5 * jnp.square((c - pos[1]) / env._std))
+        alpha = (gy / gy.max())[:, None] * (gx / gx.max())[None, :]
+        img = render.composite(background, alpha, colour)
         return render.to_uint8(img, truncate=True)
 
     k_pos, k_col = jax.random.split(jax.random.key(size))
-    # Positions beyond the image too: the band is clipped to the frame.
-    pos = jax.random.uniform(k_pos, (300, 2), minval=-30.0, maxval=tr.CANVAS + 30.0)
-    colours = jax.random.randint(k_col, (300, 3), 0, 256).astype(jnp.float32)
+    # Positions beyond the image too: the window is clipped to the frame.
+    pos = jax.random.uniform(k_pos, (200, 2), minval=-30.0, maxval=tr.CANVAS + 30.0)
+    colours = jax.random.randint(k_col, (200, 3), 0, 256).astype(jnp.float32)
     colours = colours.at[:100].set(jnp.asarray(tr._RED))
+    want = resize_frames(np.asarray(jax.jit(jax.vmap(every_pixel))(pos, colours)), size)
     got = jax.jit(jax.vmap(env.render_physical))(pos[:100])
-    want = jax.jit(jax.vmap(every_row))(pos[:100], colours[:100])
-    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got, want[:100])
     got = jax.jit(jax.vmap(env.render_physical))(pos[100:], colours[100:])
-    want = jax.jit(jax.vmap(every_row))(pos[100:], colours[100:])
-    np.testing.assert_array_equal(got, want)
-
-
-def test_window_start_clips_to_the_image():
-    start, n = render.window_start(jnp.float32(4.6), 1, 6)  # 4..6 clipped to 3..5
-    assert n == 3 and int(start) == 3
-    start, n = render.window_start(jnp.float32(-3.0), 1, 6)
-    assert n == 3 and int(start) == 0
-    start, n = render.window_start(jnp.float32(0.2), 5, 6)  # wider than the image
-    assert n == 6 and int(start) == 0
-
-
-def test_paste_rows_replaces_only_the_band():
-    image = jnp.zeros((6, 2, 1), jnp.uint8)
-    band = jnp.arange(1, 7, dtype=jnp.uint8).reshape(3, 2, 1)
-    out = np.asarray(jax.vmap(render.paste_rows, (None, None, 0))(image, band, jnp.array([3, 0])))
-    np.testing.assert_array_equal(out[0, ..., 0], [[0, 0]] * 3 + [[1, 2], [3, 4], [5, 6]])
-    np.testing.assert_array_equal(out[1, ..., 0], [[1, 2], [3, 4], [5, 6]] + [[0, 0]] * 3)
+    np.testing.assert_array_equal(got, want[100:])
 
 
 def test_paste_single_batched_and_nested_vmap_agree():
@@ -250,8 +237,8 @@ def test_collector_layout_lengths_and_termination():
     "call, match",
     [
         (lambda: make("Nope-v0"), "unknown environment"),
-        (lambda: make("TwoRoom-v0", image_size=8), "image_size"),
-        (lambda: make("Reacher-v0", image_size=64.0), "image_size"),
+        (lambda: make("TwoRoom-v0", image_size=0), "frame size 0 is not a positive integer"),
+        (lambda: make("Reacher-v0", image_size=64.0), "frame size 64.0 is not a positive"),
         (lambda: collect_episodes(None, None, None, jax.random.key(0), 0, 5), "num_episodes"),
         (
             lambda: collect_episodes(None, None, None, jax.random.key(0), 2, 5, min_steps=6),

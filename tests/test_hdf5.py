@@ -9,7 +9,7 @@ import pytest
 from lewm_jax.data.clips import ClipSource
 from lewm_jax.data.episodes import Episodes
 from lewm_jax.data.hdf5 import HDF5Store, load_hdf5, write_hdf5
-from lewm_jax.data.stores import resize_frames
+from lewm_jax.frames import resize_frames
 
 
 def _official_file(path, lens=(30, 22), size=24, index_name="episode_idx"):

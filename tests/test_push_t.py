@@ -7,9 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lewm_jax.envs import make
+from lewm_jax.envs import make, render
 from lewm_jax.envs import push_t as pt
 from lewm_jax.envs import push_t_physics as phys
+from lewm_jax.frames import resize_frames
 
 SIZE = 32
 P = 7
@@ -148,12 +149,16 @@ def test_reset_to_state_reproduces_state(env_and_params):
 
 @pytest.mark.parametrize("size", [16, 50, 224])
 def test_window_render_matches_drawing_every_pixel(size):
-    # Frames are drawn in two windows (agent, block); the oracle draws every pixel.
+    # Frames are drawn at 224 px in two windows (agent, block) and only what they reach is
+    # resized; the oracle draws every pixel at 224 px and resizes it with Pillow.
     env, _ = make("PushT-v0", image_size=size)
-    grid = jnp.asarray(env._grid)
+    native, _ = make("PushT-v0", image_size=224)
+    grid = (np.arange(224) + 0.5) * pt.WORLD / 224
+    grid = jnp.asarray(grid.astype(np.float32))
+    background = jnp.asarray(native._canvas._background)
 
     def every_pixel(ps):
-        return env._draw(ps, grid[None, :], grid[:, None], jnp.asarray(env._background))
+        return render.to_uint8(native._draw(ps, grid[None, :], grid[:, None], background))
 
     k_state, k_pose = jax.random.split(jax.random.key(size))
     states = jax.vmap(pt.sample_state)(jax.random.split(k_state, 300))
@@ -162,10 +167,10 @@ def test_window_render_matches_drawing_every_pixel(size):
         jax.random.uniform(k_pose, (60, 4), minval=-100.0, maxval=612.0)
     )
     got = np.asarray(jax.jit(jax.vmap(env.render_physical))(states)).astype(int)
-    want = np.asarray(jax.jit(jax.vmap(every_pixel))(states)).astype(int)
+    want = resize_frames(np.asarray(jax.jit(jax.vmap(every_pixel))(states)), size).astype(int)
     # Equal up to float rounding of the same formula in differently fused code.
     assert np.abs(got - want).max() <= 1 and (got != want).mean() < 1e-5
-    on_table = got[60:] != np.asarray(env._background_uint8, int)
+    on_table = got[60:] != np.asarray(env._canvas.background, int)
     assert on_table.any(axis=(1, 2, 3)).all()
     single = np.asarray(jax.jit(env.render_physical)(states[7]))
     nested = jax.jit(jax.vmap(jax.vmap(env.render_physical)))(states[:6].reshape(2, 3, P))

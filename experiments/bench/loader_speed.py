@@ -245,7 +245,7 @@ def time_step(config_size: str, batch_size: int, dtype: str, steps: int) -> dict
 def clip_costs(source: str, info: dict, src, n: int = 32) -> dict:
     """Milliseconds per clip, in this process, to read (and decode) a clip's frames at the
     stored size, and to resize them to the clip size: where a slow loader's time goes."""
-    from lewm_jax.data.stores import resize_frames
+    from lewm_jax.frames import resize_frames
 
     store = open_store(source, info, None)  # the stored size: no resize inside
     store.read_clips(src.clip_indices(1)[:n], src.num_frames, src.frameskip)  # warm, other clips

@@ -57,6 +57,7 @@ def frames(dmc, rng) -> dict:
     from PIL import Image
 
     from lewm_jax.envs import make
+    from lewm_jax.frames import resize_frames
 
     model = dmc.physics.model
     model.geom_rgba[model.name2id("target", "geom"), 3] = 0.0  # stable-worldmodel hides it
@@ -74,8 +75,7 @@ def frames(dmc, rng) -> dict:
         render = jax.jit(env.render_physical)
         rows, diffs = [], []
         for q, ref in zip(qs, refs, strict=True):
-            if size != 224:
-                ref = np.asarray(Image.fromarray(ref).resize((size, size), Image.BILINEAR))
+            ref = resize_frames(ref, size)  # as stable-worldmodel's MegaWrapper
             mine = np.asarray(render(jnp.asarray(np.r_[q, 0.0, 0.0], jnp.float32)))
             diff = np.abs(ref.astype(np.int16) - mine.astype(np.int16))
             diffs.append(float(diff.mean()))

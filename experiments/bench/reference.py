@@ -12,6 +12,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from lewm_jax import convert
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +35,9 @@ def write_official_config(config, path: Path) -> Path:
     return Path(path)
 
 
-def run(python: str, module: str, args: list, timeout: float = 3600):
-    """Runs ``python -m module *args --out FILE`` from the repository root; returns the JSON.
+def run(python: str, module: str, args: list, timeout: float = 3600, *, npz: bool = False):
+    """Runs ``python -m module *args --out FILE`` from the repository root; returns FILE's
+    JSON (or, with ``npz``, its arrays as a dict).
 
     Raises:
         FileNotFoundError: ``python`` does not exist.
@@ -43,10 +46,13 @@ def run(python: str, module: str, args: list, timeout: float = 3600):
     if not Path(python).exists():
         raise FileNotFoundError(f"reference python {python!r} does not exist (see BENCHMARKS.md)")
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "rows.json"
+        out = Path(tmp) / ("out.npz" if npz else "rows.json")
         cmd = [python, "-m", module, *map(str, args), "--out", str(out)]
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0 or not out.exists():
             lines = [x for x in done.stderr.splitlines() if x.strip()] or ["(no output)"]
             raise RuntimeError(f"{module} failed (exit {done.returncode}): {lines[-1][:300]}")
+        if npz:
+            with np.load(out) as f:
+                return dict(f)
         return json.loads(out.read_text())

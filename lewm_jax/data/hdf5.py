@@ -20,7 +20,7 @@ import numpy as np
 
 from lewm_jax._deps import require
 from lewm_jax.data.episodes import Episodes, episode_offsets
-from lewm_jax.data.stores import resize_frames
+from lewm_jax.frames import resize_frames
 
 try:  # registers the Blosc filter with h5py when installed
     import hdf5plugin  # noqa: F401

@@ -45,25 +45,6 @@ class ClipStore(Protocol):
         """The first ``max_episodes`` (default all) episodes in memory, for analysis."""
 
 
-def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """Antialiased bilinear resize of uint8 ``(..., H, W, 3)`` to ``(..., size, size, 3)``.
-
-    Pillow's bilinear filter widens its support by the downscale factor (area-averaging,
-    like ``jax.image.resize(..., antialias=True)``) and runs in C without JAX, so it can
-    run in loader worker processes.
-    """
-    if frames.shape[-3:-1] == (size, size):
-        return frames
-    from PIL import Image
-
-    lead = frames.shape[:-3]
-    flat = frames.reshape(-1, *frames.shape[-3:])
-    out = np.empty((len(flat), size, size, 3), np.uint8)
-    for i, f in enumerate(flat):
-        out[i] = np.asarray(Image.fromarray(f).resize((size, size), Image.Resampling.BILINEAR))
-    return out.reshape(*lead, size, size, 3)
-
-
 def frame_rows(starts: np.ndarray, num_frames: int, frameskip: int) -> np.ndarray:
     """Rows ``(B, T)`` of the frames of clips starting at ``starts (B,)``."""
     return np.asarray(starts)[:, None] + frameskip * np.arange(num_frames)

@@ -20,7 +20,8 @@ import tensorflow_datasets as tfds  # noqa: E402
 
 from lewm_jax import envs  # noqa: E402
 from lewm_jax.data.episodes import episode_offsets  # noqa: E402
-from lewm_jax.data.stores import action_rows, resize_frames  # noqa: E402
+from lewm_jax.data.stores import action_rows  # noqa: E402
+from lewm_jax.frames import resize_frames  # noqa: E402
 
 # Dataset name -> env id: a live view of the registry, so a registered env can be built.
 ENVS = envs.DATASET_ENV_IDS

@@ -17,6 +17,7 @@ import dataclasses
 import importlib
 from collections.abc import Iterator, Mapping
 
+from lewm_jax import frames
 from lewm_jax._deps import require
 
 require("lewm_jax.envs", "envs", "gymnax", "six", "flax")
@@ -109,8 +110,7 @@ def make(name: str, image_size: int = 64, **kwargs):
         ``(env, env_params)``.
     """
     cls = env_class(name)
-    if not isinstance(image_size, int) or image_size < 16:
-        raise ValueError(f"image_size must be an int >= 16, got {image_size!r}")
+    frames.check_size(image_size)
     env = cls(image_size=image_size, **kwargs)
     return env, env.default_params
 

@@ -33,6 +33,8 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from lewm_jax import frames
+
 
 @struct.dataclass
 class EnvParams(environment.EnvParams):
@@ -53,7 +55,7 @@ class PixelEnv(environment.Environment):
 
     def __init__(self, image_size: int = 64):
         super().__init__()
-        self.image_size = image_size
+        self.image_size = frames.check_size(image_size)
         self.obs_shape = (image_size, image_size, 3)
 
     # Subclasses implement these (besides reset_env, reset_to_state and step_env).

@@ -26,7 +26,7 @@ import time
 import gymnasium
 import numpy as np
 
-from lewm_jax.data.stores import resize_frames
+from lewm_jax.frames import resize_frames
 
 SUCCESS_DISTANCE = 0.04  # m, cube to target (OGBench's threshold)
 ACTION_NOISE = 0.1  # the reference collection's noise bound: per episode xi ~ U(0, 0.1)

@@ -18,12 +18,12 @@ import time
 import gymnasium
 import numpy as np
 
-from lewm_jax.data.stores import resize_frames
 from lewm_jax.envs.reacher import (
     ACTION_REPEAT,
     WRIST_LIMIT,
     EnvParams,
 )
+from lewm_jax.frames import resize_frames
 
 RENDER_SIZE = 224  # dm_control renders here; frames are resized to image_size
 

@@ -33,9 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 from gymnax.environments import environment
-from jax import lax
 
-from lewm_jax.envs import base, render
+from lewm_jax import frames
+from lewm_jax.envs import base, canvas
 from lewm_jax.envs import push_t_physics as phys
 
 WORLD = 512.0
@@ -116,14 +116,17 @@ class PushT(base.PixelEnv):
 
     def __init__(self, image_size: int = 64):
         super().__init__(image_size)
-        # Pixel centres in world units, as sampled by a resize of the 512 canvas.
-        self._grid = ((np.arange(image_size) + 0.5) * WORLD / image_size).astype(np.float32)
-        self._edge = WORLD / image_size
-        self._background = np.asarray(jax.device_get(self._draw_background()))
-        self._background_uint8 = np.asarray(render.to_uint8(jnp.asarray(self._background)))
-        # Window half-widths (pixels) that hold every pixel an outline's anti-aliasing
-        # reaches: agent radius, and the T's farthest outline point from its centre of
-        # mass (a stem corner) plus its 2-unit outline, each plus half a pixel of ramp.
+        # Drawn at 224 px (pixel centres in world units, as sampled by the reference's resize
+        # of its 512 canvas), then resized to image_size as the reference does.
+        native = frames.NATIVE_SIZE
+        self._edge = WORLD / native
+        grid = ((np.arange(native) + 0.5) * self._edge).astype(np.float32)
+        background = np.asarray(jax.device_get(self._draw_background(grid)))
+        axis = (0.5 * self._edge, self._edge)
+        self._canvas = canvas.Canvas(image_size, background, axis, axis)
+        # Window half-widths (native pixels) that hold every pixel an outline's
+        # anti-aliasing reaches: agent radius, and the T's farthest outline point from its
+        # centre of mass (a stem corner) plus its 2-unit outline, each plus half a pixel.
         reach = float(np.max(np.linalg.norm(phys.HULL - phys.BLOCK_COG, axis=1))) + 2.0
         self._agent_half = math.ceil(phys.AGENT_RADIUS / self._edge + 0.5) + 1
         self._block_half = math.ceil(reach / self._edge + 0.5) + 1
@@ -132,9 +135,9 @@ class PushT(base.PixelEnv):
     def default_params(self) -> EnvParams:
         return EnvParams()
 
-    def _draw_background(self):
-        xs, ys, edge = self._grid[None, :], self._grid[:, None], self._edge
-        img = jnp.full(self.obs_shape, 255.0, jnp.float32)
+    def _draw_background(self, grid):
+        xs, ys, edge = grid[None, :], grid[:, None], self._edge
+        img = jnp.full(grid.shape * 2 + (3,), 255.0, jnp.float32)
         for sdf in _t_boxes(xs, ys, jnp.array([256.0, 256.0]), jnp.pi / 4):
             img = _paint(img, sdf, _GOAL_GREEN, edge)
         # Walls: radius-2 capsules along the lines 5 and 506, the reference's segments.
@@ -152,25 +155,22 @@ class PushT(base.PixelEnv):
         Only two windows are drawn; every pixel outside them has zero coverage of both
         shapes and keeps the background's value. The block's window is drawn without the
         agent; the agent's window, drawn whole (agent, then block over it), is pasted last,
-        so that it supplies every pixel the agent covers.
+        so that it supplies every pixel the agent reaches.
         """
-        frame = jnp.asarray(self._background_uint8)
+        frame = jnp.asarray(self._canvas.background)
         cog = physical_state[2:4] + phys.rotation(physical_state[4]) @ phys.BLOCK_COG
         windows = ((cog, self._block_half, False), (physical_state[:2], self._agent_half, True))
         for centre, half, with_agent in windows:
-            pixel = centre / self._edge - 0.5
-            x0, n = render.window_start(pixel[0], half, self.image_size)
-            y0, _ = render.window_start(pixel[1], half, self.image_size)
-            xs = lax.dynamic_slice(self._grid, (x0,), (n,))[None, :]
-            ys = lax.dynamic_slice(self._grid, (y0,), (n,))[:, None]
-            patch = lax.dynamic_slice(jnp.asarray(self._background), (y0, x0, 0), (n, n, 3))
-            patch = self._draw(physical_state, xs, ys, patch, with_agent=with_agent)
-            frame = render.paste(frame, patch, jnp.stack([y0, x0]))
+
+            def draw(xs, ys, img, with_agent=with_agent):
+                return self._draw(physical_state, xs, ys, img, with_agent=with_agent)
+
+            frame = self._canvas.window(frame, centre, half, draw)
         return frame
 
     def _draw(self, physical_state, xs, ys, img, *, with_agent=True):
-        """Agent (if ``with_agent``) and block drawn over ``img`` (N, M, 3) at pixel centres
-        ``xs`` (1, M), ``ys`` (N, 1); rounded to uint8."""
+        """Agent (if ``with_agent``) and block drawn over float ``img`` at pixel centres
+        ``xs``, ``ys`` (broadcasting to its first two axes)."""
         edge = self._edge
         if with_agent:
             agent_dist = jnp.hypot(xs - physical_state[0], ys - physical_state[1])
@@ -180,7 +180,7 @@ class PushT(base.PixelEnv):
         for sdf in _t_boxes(xs, ys, physical_state[2:4], physical_state[4]):
             img = _paint(img, sdf, _BLOCK_FILL, edge)
             img = _paint(img, jnp.abs(sdf) - 2.0, _BLOCK_EDGE, edge)
-        return render.to_uint8(img)
+        return img
 
     def physical_state(self, state: EnvState) -> jax.Array:
         """(P,) float32 physical state, layout in the module docstring."""

@@ -41,7 +41,8 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment
 
-from lewm_jax.envs import base, render
+from lewm_jax import frames
+from lewm_jax.envs import base, canvas, render
 
 L1, L2, HAND, LINK_RADIUS = 0.12, 0.12, 0.10, 0.01
 GEAR, DAMPING, DT = 0.05, 0.01, 0.02
@@ -224,17 +225,19 @@ class Reacher(base.PixelEnv):
 
     def __init__(self, image_size: int = 64):
         super().__init__(image_size)
-        xs, ys, self._edge = render.pixel_grid(image_size, -VIEW, VIEW, y_up=True)
-        self._xs, self._ys = xs, ys
+        # Drawn at 224 px, as dm_control renders for the reference, then resized as it does.
+        native = frames.NATIVE_SIZE
+        xs, ys, self._edge = render.pixel_grid(native, -VIEW, VIEW, y_up=True)
         rho, box = jnp.hypot(xs, ys), jnp.maximum(jnp.abs(xs), jnp.abs(ys))
         floor = jnp.asarray(_FLOOR[0]) + rho[..., None] * jnp.asarray(_FLOOR[1])
         ramp = jnp.clip((box - 0.285) / 0.015, 0.0, 1.0)[..., None]
         band = jnp.asarray(_REFLECTION[0]) + ramp * (np.subtract(*_REFLECTION[::-1]))
         img = render.composite(floor, render.coverage(0.285 - box, self._edge), band)
         img = render.composite(img, render.coverage(0.3 - box, self._edge), _OUTSIDE)
-        # The root cylinder's top (z = 0.02) is above the arm: drawn over it, per frame.
-        self._root = np.asarray(render.coverage(rho - 0.011 * 0.75 / 0.73, self._edge))
-        self._background = np.asarray(jax.device_get(img))
+        background = np.asarray(jax.device_get(img))
+        x = (float(xs[0, 0]), float(xs[0, 1] - xs[0, 0]))
+        y = (float(ys[0, 0]), float(ys[1, 0] - ys[0, 0]))
+        self._canvas = canvas.Canvas(image_size, background, x, y)
 
     @property
     def default_params(self) -> EnvParams:
@@ -242,7 +245,11 @@ class Reacher(base.PixelEnv):
 
     def render_physical(self, physical_state: jax.Array) -> jax.Array:
         """Renders a (P,) physical state to a uint8 (H, W, 3) frame."""
-        xs, ys, edge = self._xs, self._ys, self._edge
+        return self._canvas.full(lambda xs, ys, img: self._draw(physical_state, xs, ys, img))
+
+    def _draw(self, physical_state, xs, ys, img):
+        """Arm, root and fingertip over float ``img`` at pixel centres ``xs``, ``ys``."""
+        edge = self._edge
         q = physical_state[:2]
         u1 = jnp.stack([jnp.cos(q[0]), jnp.sin(q[0])]) * ARM_SCALE
         u2 = jnp.stack([jnp.cos(q[0] + q[1]), jnp.sin(q[0] + q[1])]) * ARM_SCALE
@@ -252,17 +259,19 @@ class Reacher(base.PixelEnv):
             render.capsule_sdf(xs, ys, wrist, wrist + HAND * u2, 0.0),
         )
         shade = jnp.sqrt(jnp.clip(1.0 - jnp.square(axis / radius), 0.0, 1.0))[..., None]
-        rho = jnp.hypot(xs, ys)[..., None]
-        arm = jnp.asarray(_ARM[0]) + shade * jnp.asarray(_ARM[1]) + rho * jnp.asarray(_ARM[2])
-        img = render.composite(
-            jnp.asarray(self._background), render.coverage(axis - radius, edge), arm
+        rho = jnp.hypot(xs, ys)
+        arm = (
+            jnp.asarray(_ARM[0])
+            + shade * jnp.asarray(_ARM[1])
+            + rho[..., None] * jnp.asarray(_ARM[2])
         )
-        img = render.composite(img, jnp.asarray(self._root), _ROOT)
+        img = render.composite(img, render.coverage(axis - radius, edge), arm)
+        # The root cylinder's top (z = 0.02) is above the arm: drawn over it.
+        img = render.composite(img, render.coverage(rho - 0.011 * 0.75 / 0.73, edge), _ROOT)
         to_tip = jnp.hypot(xs - tip[0], ys - tip[1])
         shade = jnp.sqrt(jnp.clip(1.0 - jnp.square(to_tip / radius), 0.0, 1.0))[..., None]
         tip_colour = jnp.asarray(_TIP[0]) + shade * jnp.asarray(_TIP[1])
-        img = render.composite(img, render.coverage(to_tip - radius, edge), tip_colour)
-        return render.to_uint8(img)
+        return render.composite(img, render.coverage(to_tip - radius, edge), tip_colour)
 
     def physical_state(self, state: EnvState) -> jax.Array:
         """(P,) = (4,) float32 joint angles and velocities."""

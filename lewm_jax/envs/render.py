@@ -1,30 +1,21 @@
 """Pure-JAX rasterisation helpers shared by the pixel environments.
 
-Scenes are drawn directly at the output resolution in float, in any world units: a
-renderer precomputes the pixel-centre coordinates once (:func:`pixel_grid`) and evaluates
-shapes on them. Shapes are described by signed distances (negative inside), turned into
+Scenes are drawn in float, in any world units, at the original's 224 px (a
+:class:`~lewm_jax.envs.canvas.Canvas` resizes them to the frame size): a renderer
+precomputes the pixel-centre coordinates once (:func:`pixel_grid`) and evaluates shapes on
+them. Shapes are described by signed distances (negative inside), turned into
 anti-aliased coverage over one pixel (:func:`coverage`) and alpha-composited onto an
 ``(H, W, 3)`` float image with values in [0, 255] (:func:`composite`); :func:`to_uint8`
 finishes a frame. Coordinates ``xs`` and ``ys`` are passed as arrays broadcastable to
 ``(H, W)``, normally ``(1, W)`` and ``(H, 1)``, so that distance fields cost one pass over
 the pixels and nothing is stored per pixel between frames.
 
-Static backgrounds can be drawn at a convenient native resolution with NumPy and brought to
-the output size with :func:`area_resize` (exact box-filter resampling).
+A small shape changes only a window of the background; :func:`paste` writes a window into
+the uint8 background in place, by a loop over the batch under ``vmap`` (where
+``dynamic_update_slice`` would become a per-element scatter, slower on CPU than drawing the
+whole frame).
 
-A small shape changes only a window of the background. :func:`window_start` places it
-along an axis; two ways put what was drawn there into the uint8 background, both cheap
-under ``vmap`` (where ``dynamic_update_slice`` would become a per-element scatter, slower on
-CPU than drawing the whole frame):
-
-- :func:`paste_rows` takes a full-width band of rows, as a row gather and a select. XLA fuses
-  the band's drawing into that one pass over the frame, so use it when drawing is cheap
-  per pixel (a Gaussian dot).
-- :func:`paste` takes an N x M window, written in place by a loop over the batch; the
-  window is computed once, so use it when drawing is costly per pixel (signed distances of
-  several shapes).
-
-Shape letters: H/W pixels, N/M window rows/columns, K primitives, B batch.
+Shape letters: H/W pixels, N/M window rows/columns, B batch.
 """
 
 import jax
@@ -89,44 +80,9 @@ def box_sdf(xs, ys, centre: jax.Array, half: jax.Array, angle=0.0) -> jax.Array:
     return outside + jnp.minimum(jnp.maximum(qx, qy), 0.0)
 
 
-def gaussian_blob(x: jax.Array, y: jax.Array, centre: jax.Array, std, *, peak_normalise=True):
-    """Gaussian alpha ``(H, W)`` of a dot, computed separably from 1-D coordinates.
-
-    Args:
-        x: pixel-centre x coordinates ``(W,)``.
-        y: pixel-centre y coordinates ``(H,)``.
-        centre: ``(2,)`` dot centre.
-        std: standard deviation in world units.
-        peak_normalise: divide by the largest sampled value, so the pixel nearest the
-            centre is fully opaque whatever the sub-pixel position (stable-worldmodel's dot).
-    """
-    gx = jnp.exp(-0.5 * jnp.square((x - centre[0]) / std))
-    gy = jnp.exp(-0.5 * jnp.square((y - centre[1]) / std))
-    if peak_normalise:
-        gx = gx / jnp.maximum(gx.max(), 1e-30)
-        gy = gy / jnp.maximum(gy.max(), 1e-30)
-    return gy[:, None] * gx[None, :]
-
-
 def composite(img: jax.Array, alpha: jax.Array, colour) -> jax.Array:
     """Alpha-blends a flat ``colour (3,)`` over ``img (H, W, 3)`` with ``alpha (H, W)``."""
     return img + alpha[..., None] * (jnp.asarray(colour, img.dtype) - img)
-
-
-def window_start(centre: jax.Array, half: int, size: int) -> tuple[jax.Array, int]:
-    """First index and length N of the ``2 * half + 1`` pixels centred on a coordinate.
-
-    Args:
-        centre: () float pixel coordinate along one axis (pixel i has centre i).
-        half: pixels on each side of the rounded centre.
-        size: pixels along the axis; the window is clipped to lie inside it.
-
-    Returns:
-        ``(start () int32, N)``, with N = min(2 * half + 1, size) static.
-    """
-    n = min(2 * half + 1, size)
-    start = jnp.round(centre).astype(jnp.int32) - half
-    return jnp.clip(start, 0, size - n), n
 
 
 @jax.custom_batching.custom_vmap
@@ -149,30 +105,7 @@ def _paste_batched(axis_size, in_batched, image, patch, start):
     return lax.fori_loop(0, axis_size, write, image), True
 
 
-def paste_rows(image: jax.Array, band: jax.Array, start: jax.Array) -> jax.Array:
-    """``image (H, W, C)`` with rows ``start .. start + N - 1`` replaced by ``band (N, W, C)``."""
-    r = jnp.arange(image.shape[0]) - start
-    inside = (r >= 0) & (r < band.shape[0])
-    rows = jnp.take(band, jnp.clip(r, 0, band.shape[0] - 1), axis=0)
-    return jnp.where(inside[:, None, None], rows, image)
-
-
 def to_uint8(img: jax.Array, *, truncate: bool = False) -> jax.Array:
     """Float image in [0, 255] to uint8, rounded (or truncated, as torch's ``.to(uint8)``)."""
     img = jnp.clip(img, 0.0, 255.0)
     return (jnp.floor(img) if truncate else jnp.round(img)).astype(jnp.uint8)
-
-
-def area_resize_matrix(src: int, dst: int) -> np.ndarray:
-    """``(dst, src)`` box-filter weights: each output pixel averages the source pixels it covers."""
-    edges = np.arange(dst + 1) * (src / dst)
-    lo, hi = edges[:-1, None], edges[1:, None]
-    j = np.arange(src)[None, :]
-    overlap = np.clip(np.minimum(hi, j + 1) - np.maximum(lo, j), 0.0, None)
-    return overlap / overlap.sum(axis=1, keepdims=True)
-
-
-def area_resize(img: np.ndarray, size: int) -> np.ndarray:
-    """Resamples a square float NumPy image ``(S, S, C)`` to ``(size, size, C)`` (host side)."""
-    r = area_resize_matrix(img.shape[0], size)
-    return np.einsum("ij,jkc,lk->ilc", r, img.astype(np.float64), r).astype(np.float32)

@@ -35,19 +35,20 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment
 
-from lewm_jax.envs import base, render
+from lewm_jax.envs import base, canvas, render
 
 CANVAS = 224
 MARGIN, BORDER_LINE = 14, 4
 WALL_X, WALL_HALF = 112.0, 5.0  # thickness 10 // 2, as the reference's integer stripe
 DOOR_Y, DOOR_HALF, DOOR_TOL = 49.0, 14.0, 1.75  # tolerance = 0.5 * 224 / 64
 RADIUS = 7.0
-BAND_STDS = 6.5  # rows drawn around the dot, in Gaussian standard deviations
+BAND_STDS = 6.5  # reach of the drawn dot, in Gaussian standard deviations
 SPAWN_LO, SPAWN_HI = 27.0, 196.0  # margin - 1 + 2 * radius from each edge
 BAND_LO, BAND_HI = WALL_X - WALL_HALF - RADIUS, WALL_X + WALL_HALF + RADIUS
 DOOR = (WALL_X, DOOR_Y)
 _RED = (255.0, 0.0, 0.0)
 _NUM_CANDIDATES = 32  # rejection-sampling draws per target
+_WINDOW_HALF = math.ceil(BAND_STDS * RADIUS)  # canvas pixels the dot can change, per side
 
 
 @struct.dataclass
@@ -68,8 +69,8 @@ class EnvParams(base.EnvParams):
     door_reach_tol: float = 10.5  # the expert heads for the target within this of the door
 
 
-def background(image_size: int) -> np.ndarray:
-    """Static float image ``(image_size, image_size, 3)``: walls, border and door."""
+def background() -> np.ndarray:
+    """Static float image ``(CANVAS, CANVAS, 3)``: walls, border and door."""
     c = np.arange(CANVAS)
     wall = (np.abs(c - WALL_X) <= WALL_HALF)[None, :] & ~(np.abs(c - DOOR_Y) <= DOOR_HALF)[:, None]
     line = ((c >= MARGIN - BORDER_LINE) & (c < MARGIN)) | (
@@ -77,7 +78,7 @@ def background(image_size: int) -> np.ndarray:
     )
     black = wall | line[None, :] | line[:, None]
     img = np.where(black[..., None], 0.0, 255.0) * np.ones(3)
-    return img if image_size == CANVAS else render.area_resize(img, image_size)
+    return img
 
 
 def collide(pos: jax.Array, new: jax.Array) -> jax.Array:
@@ -131,13 +132,11 @@ class TwoRoom(base.PixelEnv):
 
     def __init__(self, image_size: int = 64):
         super().__init__(image_size)
-        # Pixel centres in canvas units; at 224 they are the reference's integer grid.
-        self._coords = render.pixel_centres(image_size, -0.5, CANVAS - 0.5)
+        # Drawn on the reference's 224 canvas (pixel i has centre i), then resized as it does.
+        self._canvas = canvas.Canvas(
+            image_size, background(), (0.0, 1.0), (0.0, 1.0), truncate=True
+        )
         self._std = np.float32(RADIUS)
-        self._background = background(image_size).astype(np.float32)
-        bg = jnp.asarray(self._background)
-        self._background_uint8 = np.asarray(render.to_uint8(bg, truncate=True))
-        self._band_half = math.ceil(BAND_STDS * RADIUS * image_size / CANVAS)
 
     @property
     def default_params(self) -> EnvParams:
@@ -150,18 +149,24 @@ class TwoRoom(base.PixelEnv):
             physical_state: (P,) agent position.
             colour: optional (3,) RGB agent colour in [0, 255] (default red, as in the data).
         """
-        c = jnp.asarray(self._coords)
-        # Only the rows within BAND_STDS of the dot are drawn: beyond, the Gaussian is
-        # < 1e-9 and cannot move a truncated uint8 value, so the frame is bit-identical to
-        # drawing every row (the tests compare both).
-        row = (physical_state[1] + 0.5) * self.image_size / CANVAS - 0.5
-        start, n = render.window_start(row, self._band_half, self.image_size)
-        rows = start + jnp.arange(n)
-        alpha = render.gaussian_blob(c, c[rows], physical_state[:2], self._std)
+        centre = physical_state[:2]
         colour = _RED if colour is None else colour
-        band = render.composite(jnp.asarray(self._background)[rows], alpha, colour)
-        band = render.to_uint8(band, truncate=True)
-        return render.paste_rows(jnp.asarray(self._background_uint8), band, start)
+
+        def draw(xs, ys, img):
+            # The reference's Gaussian dot, separable (xs and ys broadcast), normalised by
+            # its largest value on the canvas (a window may reach past the canvas).
+            def peak_normalised(c, mu):
+                g = jnp.exp(-0.5 * jnp.square((c - mu) / self._std))
+                on_canvas = (c > -0.5) & (c < CANVAS - 0.5)
+                return g / jnp.maximum(jnp.where(on_canvas, g, 0.0).max(), 1e-30)
+
+            alpha = peak_normalised(ys, centre[1]) * peak_normalised(xs, centre[0])
+            return render.composite(img, alpha, colour)
+
+        # Beyond BAND_STDS standard deviations the dot is < 1e-9 and cannot move a truncated
+        # uint8 value, so only that window is drawn (tests compare with a whole drawing).
+        frame = jnp.asarray(self._canvas.background)
+        return self._canvas.window(frame, centre, _WINDOW_HALF, draw)
 
     def physical_state(self, state: EnvState) -> jax.Array:
         """(P,) = (2,) float32 agent position in canvas pixels."""
