@@ -18,8 +18,9 @@ Success (the reference's ``eval_state``): the Euclidean norm of the 4-vector
 error is < pi / 9. ``terminated`` = success (``params.terminate_on_success``, True as in the
 reference); reward = -||state - goal|| over the 7-vector with the angle difference wrapped.
 
-Frames (rendered directly at ``image_size`` from analytic signed distances, anti-aliased over
-one output pixel; the reference draws a 512 canvas and resizes it bilinearly): white
+Frames, drawn at 224 px from analytic signed distances anti-aliased over one pixel (the
+reference draws a 512 canvas and shrinks it to 224), then resized to ``image_size`` with
+Pillow's bilinear filter as the reference's wrapper does (:mod:`lewm_jax.envs.canvas`): white
 background, a fixed light-green T at pose (256, 256, pi/4) (decoration, not the goal), light
 grey 4 px walls, the agent as a royal-blue disc with a lighter core (pymunk debug-draw style),
 the block as each box filled light slate grey with a 4 px darker outline, drawn in the

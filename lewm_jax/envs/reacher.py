@@ -31,6 +31,8 @@ the colours of DMC's lit scene as stable-worldmodel renders it (``physics.render
 towards the centre, the walls' reflection as a lighter band inside the +-0.3 m arena, the
 cyan root, and the arm and fingertip shaded across their width (brightest on the axis).
 The arm lies 0.01 m above the floor, so it is drawn 0.75 / 0.74 larger (perspective).
+Drawn at 224 px, as the reference renders, and resized to ``image_size`` with Pillow's
+bilinear filter, as its wrapper does (:mod:`lewm_jax.envs.canvas`).
 ``python -m experiments.bench.reacher_dmc`` measures the remaining frame difference.
 No target is drawn: the goal is a configuration, and the goal image is the arm drawn at it.
 """

@@ -2,7 +2,9 @@
 
 A red dot moves in a square arena split by a vertical wall with one door; the task is to
 reach a target in the other room. All geometry is defined on the reference's 224 x 224
-canvas (x right, y down, integer pixel centres) and frames are drawn at ``image_size``:
+canvas (x right, y down, integer pixel centres); frames are drawn there and resized to
+``image_size`` with Pillow's bilinear filter, as the reference's wrapper does
+(:mod:`lewm_jax.envs.canvas`):
 
 - border: black 4 px lines inside a 14 px margin (pixels 10..13 and 210..213); the agent
   centre is clamped to [14 + r, 210 - r] with r = 7 its radius;
