@@ -29,7 +29,7 @@ import torch
 
 from experiments.bench.torch.envs import make_wrapped
 from experiments.bench.torch.lewm import build
-from experiments.bench.torch.plan import image_transform, swm_planning
+from experiments.bench.torch.plan import cem_solver, image_transform, swm_planning
 
 
 class ActionScaler:
@@ -90,18 +90,7 @@ def cross_evaluate(args) -> dict:
     world = swm.World(args.env, num_envs=n, image_shape=(size, size))
     options = [reset_options(args.env, s, g) for s, g in zip(starts, goals, strict=True)]
     world.reset(seed=args.seed, options=options)
-    # One env per solver batch, as the authors' eval: LeWM.criterion broadcasts the goal
-    # embedding (B, T, D) against the predictions (B, S, T, D), which holds for B = 1 only.
-    solver = CEMSolver(
-        model,
-        batch_size=1,
-        num_samples=args.samples,
-        var_scale=1.0,
-        n_steps=args.iterations,
-        topk=args.topk,
-        device="cpu",
-        seed=args.seed,
-    )
+    solver = cem_solver(CEMSolver, model, args, "cpu")
     config = PlanConfig(
         horizon=args.horizon,
         receding_horizon=args.receding,

@@ -64,6 +64,23 @@ def image_transform(side: int):
     )
 
 
+def cem_solver(solver_class, model, args, device: str):
+    """stable-worldmodel's ``CEMSolver`` as the authors' eval builds it: one env per solver
+    batch (``LeWM.criterion`` broadcasts the goal embedding (B, T, D) against the candidates'
+    predictions (B, S, T, D), which holds for B = 1 only), initial variance 1, and
+    ``args.samples`` / ``args.iterations`` / ``args.topk`` / ``args.seed``."""
+    return solver_class(
+        model,
+        batch_size=1,
+        num_samples=args.samples,
+        var_scale=1.0,
+        n_steps=args.iterations,
+        topk=args.topk,
+        device=device,
+        seed=args.seed,
+    )
+
+
 class _OneEnv:
     """The attributes of a 1-env vector environment that ``WorldModelPolicy`` reads."""
 
@@ -83,16 +100,7 @@ def time_reference_plan(args) -> dict:
     model = build(json.loads(Path(args.config).read_text()))
     model = model.to(args.device, dtype).eval().requires_grad_(False)
     n_params = sum(p.numel() for p in model.parameters())
-    solver = CEMSolver(
-        model,
-        batch_size=1,
-        num_samples=args.samples,
-        var_scale=1.0,
-        n_steps=args.iterations,
-        topk=args.topk,
-        device=args.device,
-        seed=args.seed,
-    )
+    solver = cem_solver(CEMSolver, model, args, args.device)
     plan_config = PlanConfig(
         horizon=args.horizon,
         receding_horizon=args.horizon,
