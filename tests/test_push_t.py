@@ -153,7 +153,7 @@ def test_window_render_matches_drawing_every_pixel(size):
     # resized; the oracle draws every pixel at 224 px and resizes it with Pillow.
     env, _ = make("PushT-v0", image_size=size)
     native, _ = make("PushT-v0", image_size=224)
-    grid = (np.arange(224) + 0.5) * pt.WORLD / 224
+    grid = (np.arange(224) + 0.5) * pt.WORLD / 224 - 0.5  # as the env samples the table
     grid = jnp.asarray(grid.astype(np.float32))
     background = jnp.asarray(native._canvas._background)
 

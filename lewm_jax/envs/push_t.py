@@ -117,13 +117,14 @@ class PushT(base.PixelEnv):
 
     def __init__(self, image_size: int = 64):
         super().__init__(image_size)
-        # Drawn at 224 px (pixel centres in world units, as sampled by the reference's resize
-        # of its 512 canvas), then resized to image_size as the reference does.
+        # Drawn at 224 px, then resized to image_size as the reference does. Pixel centres
+        # in world units as the reference samples its 512 canvas: cv2's linear resize reads
+        # canvas pixel (i + 0.5) * 512 / 224 - 0.5, and pygame's pixel j is centred on world j.
         native = frames.NATIVE_SIZE
         self._edge = WORLD / native
-        grid = ((np.arange(native) + 0.5) * self._edge).astype(np.float32)
+        grid = ((np.arange(native) + 0.5) * self._edge - 0.5).astype(np.float32)
         background = np.asarray(jax.device_get(self._draw_background(grid)))
-        axis = (0.5 * self._edge, self._edge)
+        axis = (0.5 * self._edge - 0.5, self._edge)
         self._canvas = canvas.Canvas(image_size, background, axis, axis)
         # Window half-widths (native pixels) that hold every pixel an outline's
         # anti-aliasing reaches: agent radius, and the T's farthest outline point from its
