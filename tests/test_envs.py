@@ -200,29 +200,6 @@ def test_paste_single_batched_and_nested_vmap_agree():
         )
 
 
-def test_crop_single_batched_and_nested_vmap_agree():
-    rng = np.random.default_rng(1)
-    images = jnp.asarray(rng.integers(0, 256, (2, 3, 7, 8, 3)), jnp.uint8)
-    starts = jnp.asarray(rng.integers(0, 4, (2, 3, 2)), jnp.int32)
-    want = np.stack(
-        [
-            np.stack(
-                [
-                    np.asarray(images[i, j])[y : y + 4, x : x + 2]
-                    for j, (y, x) in enumerate(np.asarray(starts[i]))
-                ]
-            )
-            for i in range(2)
-        ]
-    )
-    nested = jax.jit(jax.vmap(jax.vmap(lambda im, st: render.crop(im, st, (4, 2)))))(images, starts)
-    np.testing.assert_array_equal(nested, want)
-    # A shared (unbatched) image, as a renderer's background, cropped at batched starts.
-    shared = jax.jit(jax.vmap(lambda st: render.crop(images[0, 0], st, (4, 2))))(starts[0])
-    for j, (y, x) in enumerate(np.asarray(starts[0])):
-        np.testing.assert_array_equal(shared[j], np.asarray(images[0, 0])[y : y + 4, x : x + 2])
-
-
 def test_collector_layout_lengths_and_termination():
     env, params = make("TwoRoom-v0", image_size=SIZE)
     eps = collect_episodes(

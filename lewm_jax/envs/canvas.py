@@ -89,12 +89,12 @@ class Canvas:
         xs, ys = self._grids(c0, r0, cols, rows)
         p = self._pad
         if self.resize.identity:
-            img = render.crop(jnp.asarray(self._padded), jnp.stack([r0 + p, c0 + p]), (rows, cols))
+            img = lax.dynamic_slice(jnp.asarray(self._padded), (r0 + p, c0 + p, 0), (rows, cols, 3))
             patch = self.to_uint8(draw(xs[None, :], ys[:, None], img))
             patch = self.resize.patch(patch, (i0, j0), (n, m))
         else:  # drawn transposed, (column, row, 3)
-            img = render.crop(
-                jnp.asarray(self._padded_t), jnp.stack([c0 + p, r0 + p]), (cols, rows)
+            img = lax.dynamic_slice(
+                jnp.asarray(self._padded_t), (c0 + p, r0 + p, 0), (cols, rows, 3)
             )
             patch = materialise(self.to_uint8(draw(xs[:, None], ys[None, :], img)))
             patch = self.resize.patch(patch, (i0, j0), (n, m), columns_first=True)

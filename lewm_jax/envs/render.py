@@ -18,8 +18,6 @@ whole frame).
 Shape letters: H/W pixels, N/M window rows/columns, B batch.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -105,41 +103,6 @@ def _paste_batched(axis_size, in_batched, image, patch, start):
         return lax.dynamic_update_slice(out, patch[i][None], (i, start[i, 0], start[i, 1], 0))
 
     return lax.fori_loop(0, axis_size, write, image), True
-
-
-def crop(image: jax.Array, start: jax.Array, shape: tuple[int, int]) -> jax.Array:
-    """``image (H, W, C)``'s window of static ``shape (N, M)`` at row/column ``start (2,)``.
-
-    Under ``vmap`` a loop over the batch copies each window (a batched ``dynamic_slice``
-    would be a per-element gather), as :func:`paste` writes them.
-    """
-    return _cropper(tuple(shape))(image, start)
-
-
-@functools.cache
-def _cropper(shape):
-    @jax.custom_batching.custom_vmap
-    def crop_window(image, start):
-        return lax.dynamic_slice(image, (start[0], start[1], 0), (*shape, image.shape[-1]))
-
-    @crop_window.def_vmap
-    def _batched(axis_size, in_batched, image, start):
-        start = start if in_batched[1] else jnp.broadcast_to(start, (axis_size, 2))
-        channels = image.shape[-1]
-        out = jnp.zeros((axis_size, *shape, channels), image.dtype)
-
-        def read(i, out):
-            if in_batched[0]:
-                window = lax.dynamic_slice(
-                    image, (i, start[i, 0], start[i, 1], 0), (1, *shape, channels)
-                )
-            else:
-                window = crop_window(image, start[i])[None]
-            return lax.dynamic_update_slice(out, window, (i, 0, 0, 0))
-
-        return lax.fori_loop(0, axis_size, read, out), True
-
-    return crop_window
 
 
 def to_uint8(img: jax.Array, *, truncate: bool = False) -> jax.Array:
