@@ -26,7 +26,6 @@ from absl import app, flags
 from experiments.bench import reference
 from lewm_jax.convert import HF_LAYOUTS
 
-ENVS = {"two_room": "swm/TwoRoom-v1", "push_t": "swm/PushT-v1"}
 FLAGS = flags.FLAGS
 
 
@@ -92,15 +91,16 @@ def compare(workdir, report_name: str, python: str) -> dict:
     protocol = report["protocol"]
     if protocol["planner"] != "cem":
         raise ValueError(f"report planner {protocol['planner']!r}: the original's loop has CEM")
+    original = reference.ORIGINAL_ENVS.get(protocol["env"])
+    if original is None:
+        raise ValueError(
+            f"env {protocol['env']!r} has no stable-worldmodel counterpart; expected one of "
+            f"{sorted(reference.ORIGINAL_ENVS)}"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         run = export(workdir, tmp)
         config = run.config
-        if config.data.name not in ENVS:
-            raise ValueError(
-                f"dataset {config.data.name!r} has no stable-worldmodel env; expected one of "
-                f"{sorted(ENVS)}"
-            )
         mean, std = run.action_stats
         settings = protocol["settings"]
         seeds = []
@@ -108,11 +108,10 @@ def compare(workdir, report_name: str, python: str) -> dict:
             np.savez(tmp / "pairs.npz", start=pairs["start"], goal=pairs["goal"])
             weights = [tmp / f"weights_{layout}.npz" for layout in HF_LAYOUTS]
             args = ["--config", tmp / "config.json", "--weights", *weights]
-            args += ["--pairs", tmp / "pairs.npz", "--env", ENVS[config.data.name]]
+            args += ["--pairs", tmp / "pairs.npz", "--env", original]
             args += ["--image_size", config.data.image_size, "--seed", pairs["seed"]]
             args += ["--action_mean", *mean.tolist(), "--action_std", *std.tolist()]
-            for flag, key in (("budget", "budget"), ("horizon", "horizon")):
-                args += [f"--{flag}", protocol[key]]
+            args += ["--budget", protocol["budget"], "--horizon", protocol["horizon"]]
             args += ["--receding", protocol["receding"], "--frameskip", protocol["frameskip"]]
             args += ["--samples", settings.get("num_samples", 300)]
             args += ["--iterations", settings.get("num_iters", 30)]

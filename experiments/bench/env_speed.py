@@ -32,7 +32,7 @@ from lewm_jax.data.collect import collect_episodes
 from lewm_jax.envs import env_ids, make
 
 FLAGS = flags.FLAGS
-REFERENCE_NAMES = {"TwoRoom-v0": "TwoRoom-v1", "PushT-v0": "PushT-v1"}
+REFERENCE_NAMES = {k: v.removeprefix("swm/") for k, v in reference.ORIGINAL_ENVS.items()}
 VECTOR_MODES = ("world", "sync", "async")
 TARGET_RATIO = 100.0
 

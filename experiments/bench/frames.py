@@ -26,7 +26,7 @@ from experiments.bench import reference
 from lewm_jax.envs import make
 
 FLAGS = flags.FLAGS
-ENVS = {"TwoRoom-v0": "swm/TwoRoom-v1", "PushT-v0": "swm/PushT-v1"}
+ENVS = reference.ORIGINAL_ENVS
 
 
 def define_flags():

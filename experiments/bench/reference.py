@@ -18,6 +18,8 @@ from lewm_jax import convert
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_VAR = "LEWM_TORCH_PYTHON"
+# Our env id -> the original's (stable-worldmodel) id of the same environment.
+ORIGINAL_ENVS = {"TwoRoom-v0": "swm/TwoRoom-v1", "PushT-v0": "swm/PushT-v1"}
 
 
 def default_python() -> str:

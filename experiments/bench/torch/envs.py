@@ -46,6 +46,13 @@ NATIVE = {
 MAX_EPISODE_STEPS = 100  # World's default time limit
 
 
+def reset_options(env_id: str, start, goal) -> dict:
+    """The env's own reset options for a start state and a goal state (both its layout)."""
+    if "TwoRoom" in env_id:
+        return {"state": start[:2], "target_state": goal[:2]}
+    return {"state": start, "goal_state": goal}
+
+
 def make_wrapped(env_id: str, image_size: int):
     """One env as ``swm.World`` builds it: ``gym.make`` + ``MegaWrapper`` (pixels in info)."""
     import gymnasium as gym

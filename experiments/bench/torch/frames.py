@@ -17,7 +17,7 @@ import io
 
 import numpy as np
 
-from experiments.bench.torch.envs import make_wrapped
+from experiments.bench.torch.envs import make_wrapped, reset_options
 
 
 def render_states(env_id: str, states: np.ndarray, sizes: list[int]) -> dict:
@@ -28,9 +28,9 @@ def render_states(env_id: str, states: np.ndarray, sizes: list[int]) -> dict:
             env = make_wrapped(env_id, size)
         pixels, seen = [], []
         for state in states:
-            # The goal is irrelevant to the frame; Two-Room wants one, Push-T draws none.
-            options = {"state": state, "target_state": state[:2], "goal_state": state}
-            _, info = env.reset(seed=0, options=options)
+            # The goal does not change the frame (Push-T draws none, Two-Room a target only
+            # in its goal image): the state itself serves.
+            _, info = env.reset(seed=0, options=reset_options(env_id, state, state))
             pixels.append(np.asarray(info["pixels"], np.uint8))
             seen.append(np.asarray(info["state"], np.float64))
         env.close()
