@@ -155,7 +155,7 @@ def test_window_render_matches_drawing_every_pixel(size):
     native, _ = make("PushT-v0", image_size=224)
     grid = (np.arange(224) + 0.5) * pt.WORLD / 224 - 0.5  # as the env samples the table
     grid = jnp.asarray(grid.astype(np.float32))
-    background = jnp.asarray(native._canvas._background)
+    background = native._draw_background(grid)
 
     def every_pixel(ps):
         return render.to_uint8(native._draw(ps, grid[None, :], grid[:, None], background))

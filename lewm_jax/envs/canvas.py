@@ -43,16 +43,17 @@ class Canvas:
         self.native = background.shape[0]
         self.resize = Resize(self.native, self.size)
         self._x, self._y, self._truncate = x, y, truncate
-        self._background = np.asarray(background, np.float32)
-        native_uint8 = np.asarray(self.to_uint8(jnp.asarray(self._background)))
+        background = np.asarray(background, np.float32)
+        native_uint8 = np.asarray(self.to_uint8(jnp.asarray(background)))
         self.background = frames.resize_frames(native_uint8, self.size)  # (size, size, 3)
+        # Drawn transposed, (column, row, 3), when resized: the layout the resize reads.
+        self._columns_first = not self.resize.identity
         # Patches may reach past the frame (read with weight 0): pad by the widest one.
-        self._pad = self.native
-        pad = ((self._pad, self._pad), (self._pad, self._pad), (0, 0))
-        self._padded = np.pad(self._background, pad, mode="edge")
-        self._padded_t = np.ascontiguousarray(self._padded.transpose(1, 0, 2))
+        self._pad = p = self.native
+        source = background.transpose(1, 0, 2) if self._columns_first else background
+        self._source = np.pad(source, ((p, p), (p, p), (0, 0)), mode="edge")
         # Pixel-centre coordinates of the padded pixels, computed in float64 once.
-        j = np.arange(-self._pad, self.native + self._pad, dtype=np.float64)
+        j = np.arange(-p, self.native + p, dtype=np.float64)
         self._xs = (x[0] + j * x[1]).astype(np.float32)
         self._ys = (y[0] + j * y[1]).astype(np.float32)
 
@@ -67,11 +68,18 @@ class Canvas:
             (world_xy[1] - self._y[0]) / self._y[1],
         )
 
-    def _grids(self, c0, r0, m, n):
-        """World coordinates of source columns c0.. (m) and rows r0.. (n), 1-D each."""
-        xs = lax.dynamic_slice(jnp.asarray(self._xs), (c0 + self._pad,), (m,))
-        ys = lax.dynamic_slice(jnp.asarray(self._ys), (r0 + self._pad,), (n,))
-        return xs, ys
+    def _draw(self, draw, c0, r0, cols: int, rows: int):
+        """``draw`` over the uint8 source patch of columns c0.. and rows r0.., in the layout
+        the resize reads: ``(rows, cols, 3)``, or ``(cols, rows, 3)`` when resizing."""
+        p = self._pad
+        xs = lax.dynamic_slice(jnp.asarray(self._xs), (c0 + p,), (cols,))
+        ys = lax.dynamic_slice(jnp.asarray(self._ys), (r0 + p,), (rows,))
+        source = jnp.asarray(self._source)
+        if self._columns_first:
+            img = lax.dynamic_slice(source, (c0 + p, r0 + p, 0), (cols, rows, 3))
+            return materialise(self.to_uint8(draw(xs[:, None], ys[None, :], img)))
+        img = lax.dynamic_slice(source, (r0 + p, c0 + p, 0), (rows, cols, 3))
+        return self.to_uint8(draw(xs[None, :], ys[:, None], img))
 
     def window(self, frame, world_xy, half: int, draw):
         """``frame (size, size, 3)`` uint8 with the scene near ``world_xy`` drawn into it.
@@ -86,26 +94,12 @@ class Canvas:
         col, row = self.pixel(world_xy)
         i0, r0, n, rows = self.resize.window(row, half)
         j0, c0, m, cols = self.resize.window(col, half)
-        xs, ys = self._grids(c0, r0, cols, rows)
-        p = self._pad
-        if self.resize.identity:
-            img = lax.dynamic_slice(jnp.asarray(self._padded), (r0 + p, c0 + p, 0), (rows, cols, 3))
-            patch = self.to_uint8(draw(xs[None, :], ys[:, None], img))
-            patch = self.resize.patch(patch, (i0, j0), (n, m))
-        else:  # drawn transposed, (column, row, 3)
-            img = lax.dynamic_slice(
-                jnp.asarray(self._padded_t), (c0 + p, r0 + p, 0), (cols, rows, 3)
-            )
-            patch = materialise(self.to_uint8(draw(xs[:, None], ys[None, :], img)))
-            patch = self.resize.patch(patch, (i0, j0), (n, m), columns_first=True)
+        patch = self._draw(draw, c0, r0, cols, rows)
+        patch = self.resize.patch(patch, (i0, j0), (n, m), columns_first=self._columns_first)
         return render.paste(frame, patch, jnp.stack([i0, j0]))
 
     def full(self, draw):
         """The whole scene ``draw(xs, ys, background)``, as a ``(size, size, 3)`` uint8 frame."""
         zero = jnp.zeros((), jnp.int32)
-        xs, ys = self._grids(zero, zero, self.native, self.native)
-        if self.resize.identity:
-            return self.to_uint8(draw(xs[None, :], ys[:, None], jnp.asarray(self._background)))
-        img = jnp.asarray(np.ascontiguousarray(self._background.transpose(1, 0, 2)))
-        patch = materialise(self.to_uint8(draw(xs[:, None], ys[None, :], img)))
-        return self.resize(patch, columns_first=True)
+        patch = self._draw(draw, zero, zero, self.native, self.native)
+        return self.resize(patch, columns_first=self._columns_first)

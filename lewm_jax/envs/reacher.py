@@ -237,8 +237,10 @@ class Reacher(base.PixelEnv):
         img = render.composite(floor, render.coverage(0.285 - box, self._edge), band)
         img = render.composite(img, render.coverage(0.3 - box, self._edge), _OUTSIDE)
         background = np.asarray(jax.device_get(img))
-        x = (float(xs[0, 0]), float(xs[0, 1] - xs[0, 0]))
-        y = (float(ys[0, 0]), float(ys[1, 0] - ys[0, 0]))
+        # The same pixel centres as pixel_grid's, in float64: column j at -VIEW + (j + 0.5)
+        # edge, row i (y up) at VIEW - (i + 0.5) edge.
+        x = (-VIEW + 0.5 * self._edge, self._edge)
+        y = (VIEW - 0.5 * self._edge, -self._edge)
         self._canvas = canvas.Canvas(image_size, background, x, y)
 
     @property

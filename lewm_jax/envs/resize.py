@@ -38,7 +38,7 @@ class Resize:
         self.identity = self.src == self.dst
         g = math.gcd(self.src, self.dst)
         self._p, self._q = self.src // g, self.dst // g
-        first, count, weights = frames.bilinear_taps(self.src, self.dst)
+        first, _, weights = frames.bilinear_taps(self.src, self.dst)
         scale = self.src / self.dst
         support = max(scale, 1.0)
         phase = np.floor((np.arange(self._q) + 0.5) * scale - support + 0.5).astype(np.int64)
@@ -46,14 +46,13 @@ class Resize:
         self._u = phase[i % self._q] + self._p * (i // self._q)  # first aligned tap of i
         # Re-align Pillow's taps to u (trailing zero weights dropped: Pillow's taps for an
         # unscaled axis are (1, 0)).
-        k = weights.shape[1]
         used = [int(np.flatnonzero(weights[j]).max()) + 1 if weights[j].any() else 0 for j in i]
         taps = max(int(first[j] - self._u[j]) + used[j] for j in i)
         aligned = np.zeros((self.dst, taps), np.int32)
         for j in i:
             offset = int(first[j] - self._u[j])
             aligned[j, offset : offset + used[j]] = weights[j, : used[j]]
-        assert (aligned.sum(1) == weights[:, :k].sum(1)).all()
+        assert (aligned.sum(1) == weights.sum(1)).all()
         self._weights = aligned
         self._end = first + np.asarray(used)  # each output pixel reads source [first, end)
         self._first = first
