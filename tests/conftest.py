@@ -10,3 +10,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # MuJoCo picks its OpenGL backend once per process: headless EGL for the host environments
 # that render (tests/test_host_env.py); physics-only tests need none.
 os.environ.setdefault("MUJOCO_GL", "egl")
+
+from lewm_jax import malloc  # noqa: E402  (before JAX starts its threads, as the commands do)
+
+malloc.tune()

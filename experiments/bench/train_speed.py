@@ -72,7 +72,8 @@ def _step_flops(jitted, *args) -> float:
 def time_train_step(
     size: str, num_devices: int, batch_size: int, dtype: str, steps: int, peak_tflops: float = 0.0
 ) -> dict:
-    """Compile time, median step time and (given the device peak) MFU of one configuration."""
+    """Compile time, median step time (with the fastest and slowest step) and (given the
+    device peak) MFU of one configuration."""
     config = get_config(size)
     model_config = config.model.to_dict() | ({"dtype": dtype} if dtype else {})
     model_config = type("M", (), model_config)
@@ -127,6 +128,8 @@ def time_train_step(
         "dtype": model_config.dtype,
         "first_step_s": round(compile_s, 3),
         "s_per_step": round(sec, 4),
+        "min_s": round(min(times), 4),
+        "max_s": round(max(times), 4),
         "clips_per_s": round(batch_size / sec, 2),
         "gflop_per_step": round(flops / 1e9, 1),
         "tflops": round(tflops, 2),

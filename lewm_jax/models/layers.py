@@ -6,12 +6,14 @@ distribution: HF-ViT style (normal 0.02, zero bias) for the encoder, PyTorch's d
 Shape letters: B batch, T tokens, D width.
 """
 
+import functools
 import math
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 Dtype = Any
@@ -27,6 +29,25 @@ def torch_uniform(fan_in: int):
     return init
 
 
+def gelu(x: jax.Array) -> jax.Array:
+    """The exact GELU ``x * Phi(x)`` in its erf form, ``0.5 x (1 + erf(x / sqrt 2))``.
+
+    The same function as ``jax.nn.gelu(x, approximate=False)`` (which writes it with
+    ``erfc``) to float rounding, and faster on XLA's CPU backend (BENCHMARKS.md).
+    """
+    return 0.5 * x * (1.0 + lax.erf(x * np.sqrt(0.5).astype(x.dtype)))
+
+
+def initializers(fan_in: int, style: str) -> dict:
+    """``kernel_init`` and ``bias_init`` of a layer of input width ``fan_in``: ``"vit"``
+    (normal 0.02, zero bias) or ``"torch"`` (PyTorch's default ``nn.Linear``)."""
+    if style == "vit":
+        return dict(kernel_init=nn.initializers.normal(0.02), bias_init=nn.initializers.zeros)
+    if style == "torch":
+        return dict(kernel_init=torch_uniform(fan_in), bias_init=torch_uniform(fan_in))
+    raise ValueError(f"unknown init style {style!r}; expected 'vit' or 'torch'")
+
+
 def dense(features: int, fan_in: int, style: str, dtype: Dtype, *, use_bias=True, name=None):
     """A Dense layer with the initialisation of the matching PyTorch module.
 
@@ -38,23 +59,65 @@ def dense(features: int, fan_in: int, style: str, dtype: Dtype, *, use_bias=True
         use_bias: whether the layer has a bias.
         name: submodule name.
     """
-    if style == "vit":
-        inits = dict(kernel_init=nn.initializers.normal(0.02), bias_init=nn.initializers.zeros)
-    elif style == "torch":
-        inits = dict(kernel_init=torch_uniform(fan_in), bias_init=torch_uniform(fan_in))
-    else:
-        raise ValueError(f"unknown init style {style!r}; expected 'vit' or 'torch'")
-    return nn.Dense(features, use_bias=use_bias, dtype=dtype, name=name, **inits)
+    return nn.Dense(
+        features, use_bias=use_bias, dtype=dtype, name=name, **initializers(fan_in, style)
+    )
+
+
+class HeadDense(nn.Module):
+    """A :func:`dense` layer (same ``kernel (fan_in, features)`` and ``bias`` params) applied
+    through an einsum on a view of its kernel, so that attention heads come out in the
+    layout the next matrix product reads, without transposing activations.
+
+    Attributes:
+        features: output width of the kernel.
+        fan_in: input width of the kernel.
+        equation: einsum of the input and the kernel view.
+        kernel_view: shape the ``(fan_in, features)`` kernel is viewed as.
+        bias_view: shape the ``(features,)`` bias is viewed as, broadcast to the output.
+        use_bias: whether the layer has a bias.
+        style: init style, see :func:`dense`.
+        dtype: computation dtype; parameters stay float32.
+    """
+
+    features: int
+    fan_in: int
+    equation: str
+    kernel_view: tuple[int, ...]
+    bias_view: tuple[int, ...]
+    use_bias: bool = True
+    style: str = "vit"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Applies ``einsum(equation, x, kernel.reshape(kernel_view)) + bias``."""
+        inits = initializers(self.fan_in, self.style)
+        kernel = self.param("kernel", inits["kernel_init"], (self.fan_in, self.features))
+        y = jnp.einsum(
+            self.equation, x.astype(self.dtype), kernel.reshape(self.kernel_view).astype(self.dtype)
+        )
+        if self.use_bias:
+            bias = self.param("bias", inits["bias_init"], (self.features,))
+            y = y + bias.reshape(self.bias_view).astype(self.dtype)
+        return y
 
 
 class Attention(nn.Module):
     """Multi-head self-attention with a fused qkv projection.
 
+    Computed heads-first: the qkv projection writes ``(3, B, heads, T, head_dim)`` and the
+    output projection reads ``(B, heads, T, head_dim)``, so each matrix product reads its
+    operands in place (head transposes were a large share of the CPU step). The parameters
+    are those of two :func:`dense` layers ``qkv`` and ``out``; the qkv kernel's columns are
+    ``(3, heads, head_dim)``, PyTorch's ``chunk(3)`` followed by ``"(h d)"``.
+
     With ``decode=True`` it keeps keys and values in a ``"cache"`` collection
-    (``cached_key``, ``cached_value``, ``cache_index``, as ``nn.MultiHeadDotProductAttention``):
-    ``init`` on a full-length input sizes the cache, then each ``apply(...,
-    mutable=["cache"])`` on one token writes its key/value at ``cache_index`` and attends to
-    the cached slots up to it. Writing past the cache's length is not checked (traced index).
+    (``cached_key``, ``cached_value`` of shape ``(B, heads, L, head_dim)``, ``cache_index``,
+    as ``nn.MultiHeadDotProductAttention``): ``init`` on a full-length input sizes the cache,
+    then each ``apply(..., mutable=["cache"])`` on one token writes its key/value at
+    ``cache_index`` and attends to the cached slots up to it. Writing past the cache's length
+    is not checked (traced index).
 
     Attributes:
         num_heads: number of heads.
@@ -77,29 +140,48 @@ class Attention(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False, decode: bool = False) -> jax.Array:
         """Attends over ``x (B, T, D)`` (``T = 1`` when decoding) and returns ``(B, T, D)``."""
-        b, t, d = x.shape
-        inner = self.num_heads * self.head_dim
-        qkv = dense(3 * inner, d, self.style, self.dtype, use_bias=self.qkv_bias, name="qkv")(x)
-        # Layout (3, heads, head_dim) equals PyTorch's chunk(3) followed by "(h d)".
-        q, k, v = jnp.moveaxis(qkv.reshape(b, t, 3, self.num_heads, self.head_dim), 2, 0)
+        t, d = x.shape[1:]
+        heads, width = self.num_heads, self.head_dim
+        qkv = HeadDense(
+            3 * heads * width,
+            d,
+            "btd,dshc->sbhtc",
+            (d, 3, heads, width),
+            (3, 1, heads, 1, width),
+            self.qkv_bias,
+            self.style,
+            self.dtype,
+            name="qkv",
+        )(x)
+        q, k, v = qkv[0], qkv[1], qkv[2]
         visible = None
         if decode:
             k, v, visible = self._decode_cache(k, v)
-        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
-        logits = logits / math.sqrt(self.head_dim)
+        logits = jnp.einsum("bhqc,bhkc->bhqk", q, k).astype(jnp.float32)
+        logits = logits / math.sqrt(width)
         if self.causal:
             mask = jnp.tril(jnp.ones((t, t), bool)) if visible is None else visible
             logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
         weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
         weights = nn.Dropout(self.dropout)(weights, deterministic=not train)
-        out = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, t, inner)
-        out = dense(d, inner, self.style, self.dtype, name="out")(out)
+        out = jnp.einsum("bhqk,bhkc->bhqc", weights, v)
+        out = HeadDense(
+            d,
+            heads * width,
+            "bhqc,hcd->bqd",
+            (heads, width, d),
+            (d,),
+            True,
+            self.style,
+            self.dtype,
+            name="out",
+        )(out)
         return nn.Dropout(self.dropout)(out, deterministic=not train)
 
     def _decode_cache(self, k, v):
-        """Appends one token's keys/values ``(B, 1, heads, head_dim)`` to the cache.
+        """Appends one token's keys/values ``(B, heads, 1, head_dim)`` to the cache.
 
-        Returns all cached keys and values ``(B, L, heads, head_dim)`` and the mask ``(L,)``
+        Returns all cached keys and values ``(B, heads, L, head_dim)`` and the mask ``(L,)``
         of filled slots; at init (no cache yet) ``k``, ``v`` and ``None`` (the causal mask).
         """
         if not self.causal:
@@ -110,14 +192,14 @@ class Attention(nn.Module):
         index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
         if not initialized:
             return k, v, None
-        if k.shape[1] != 1:
-            raise ValueError(f"decode=True takes one token per call, got {k.shape[1]}")
+        if k.shape[2] != 1:
+            raise ValueError(f"decode=True takes one token per call, got {k.shape[2]}")
         i = index.value
-        cached_k.value = lax.dynamic_update_slice_in_dim(cached_k.value, k, i, axis=1)
-        cached_v.value = lax.dynamic_update_slice_in_dim(cached_v.value, v, i, axis=1)
+        cached_k.value = lax.dynamic_update_slice_in_dim(cached_k.value, k, i, axis=2)
+        cached_v.value = lax.dynamic_update_slice_in_dim(cached_v.value, v, i, axis=2)
         index.value = i + 1
         # Slots after ``i`` hold zeros (or stale keys); they get exactly zero weight.
-        return cached_k.value, cached_v.value, jnp.arange(cached_k.value.shape[1]) <= i
+        return cached_k.value, cached_v.value, jnp.arange(cached_k.value.shape[2]) <= i
 
 
 class FeedForward(nn.Module):
@@ -140,9 +222,72 @@ class FeedForward(nn.Module):
         """Maps ``x (..., D)`` to ``(..., D)``."""
         d = x.shape[-1]
         h = dense(self.hidden, d, self.style, self.dtype, name="fc1")(x)
-        h = nn.Dropout(self.dropout)(nn.gelu(h, approximate=False), deterministic=not train)
+        h = nn.Dropout(self.dropout)(gelu(h), deterministic=not train)
         h = dense(d, self.hidden, self.style, self.dtype, name="fc2")(h)
         return nn.Dropout(self.dropout)(h, deterministic=not train)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float) -> jax.Array:
+    """``(x - mean) / sqrt(var + epsilon) * scale + bias`` over the last axis, in float32.
+
+    The statistics are taken in one pass (``var = E[x^2] - E[x]^2``, floored at 0, as
+    ``nn.LayerNorm`` does by default); the hand-written backward pass reads the normalised
+    input once instead of autodiff's chain of broadcasts, which made LayerNorm a visible
+    share of the CPU step.
+    """
+    return _layer_norm_fwd(x, scale, bias, epsilon)[0]
+
+
+def _layer_norm_fwd(x, scale, bias, epsilon):
+    xf = x.astype(jnp.float32)
+    mean = xf.mean(-1, keepdims=True)
+    var = jnp.maximum(jnp.square(xf).mean(-1, keepdims=True) - jnp.square(mean), 0.0)
+    rstd = lax.rsqrt(var + epsilon)
+    xhat = (xf - mean) * rstd
+    return (xhat * scale + bias).astype(x.dtype), (xhat, rstd, scale)
+
+
+def _layer_norm_bwd(epsilon, residuals, g):
+    del epsilon
+    xhat, rstd, scale = residuals
+    dtype, g = g.dtype, g.astype(jnp.float32)  # the output's dtype is the input's
+    gx = g * scale
+    dx = rstd * (gx - gx.mean(-1, keepdims=True) - xhat * (gx * xhat).mean(-1, keepdims=True))
+    axes = tuple(range(g.ndim - 1))
+    return dx.astype(dtype), (g * xhat).sum(axes), g.sum(axes)
+
+
+layer_norm.defvjp(_layer_norm_fwd, _layer_norm_bwd)
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm over the last axis with ``nn.LayerNorm``'s parameters (``scale``, ``bias``)
+    and numerics, computed by :func:`layer_norm`.
+
+    Attributes:
+        epsilon: added to the variance.
+        use_scale: learn a scale (else 1).
+        use_bias: learn a bias (else 0).
+        dtype: output dtype; statistics are computed in float32.
+    """
+
+    epsilon: float = 1e-6
+    use_scale: bool = True
+    use_bias: bool = True
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Normalises ``x (..., F)`` feature-wise."""
+        feats = x.shape[-1]
+        scale = jnp.ones((feats,), jnp.float32)
+        bias = jnp.zeros((feats,), jnp.float32)
+        if self.use_scale:
+            scale = self.param("scale", nn.initializers.ones, (feats,), jnp.float32)
+        if self.use_bias:
+            bias = self.param("bias", nn.initializers.zeros, (feats,), jnp.float32)
+        return layer_norm(x.astype(self.dtype), scale, bias, self.epsilon)
 
 
 class BatchNorm(nn.Module):

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from lewm_jax.models.layers import Attention, Dtype, FeedForward
+from lewm_jax.models.layers import Attention, Dtype, FeedForward, LayerNorm
 
 
 def modulate(x: jax.Array, shift: jax.Array, scale: jax.Array) -> jax.Array:
@@ -58,12 +58,12 @@ class ConditionalBlock(nn.Module):
         # Block norms carry no affine: AdaLN's shift/scale take that role (PyTorch eps 1e-5
         # elsewhere, 1e-6 here, as in the released code).
         def block_norm(name):
-            return nn.LayerNorm(
+            return LayerNorm(
                 epsilon=1e-6, use_scale=False, use_bias=False, dtype=self.dtype, name=name
             )
 
         h = modulate(block_norm("norm1")(x), shift1, scale1)
-        h = nn.LayerNorm(epsilon=1e-5, dtype=self.dtype, name="attn_norm")(h)
+        h = LayerNorm(epsilon=1e-5, dtype=self.dtype, name="attn_norm")(h)
         h = Attention(
             self.num_heads,
             self.head_dim,
@@ -76,7 +76,7 @@ class ConditionalBlock(nn.Module):
         )(h, train=train, decode=decode)
         x = x + gate1 * h
         h = modulate(block_norm("norm2")(x), shift2, scale2)
-        h = nn.LayerNorm(epsilon=1e-5, dtype=self.dtype, name="mlp_norm")(h)
+        h = LayerNorm(epsilon=1e-5, dtype=self.dtype, name="mlp_norm")(h)
         h = FeedForward(self.mlp_dim, self.dropout, "torch", self.dtype, name="mlp")(h, train=train)
         return x + gate2 * h
 
@@ -126,7 +126,7 @@ class ARPredictor(nn.Module):
                 self.dtype,
                 name=f"block{i}",
             )(x, c, train=train, decode=decode)
-        return nn.LayerNorm(epsilon=1e-5, dtype=self.dtype, name="norm")(x)
+        return LayerNorm(epsilon=1e-5, dtype=self.dtype, name="norm")(x)
 
     def _decode_position(self, pos, t):
         """The position row ``(1, 1, D)`` of the next cached slot (all rows at init)."""

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lewm_jax.models.layers import Attention, Dtype, FeedForward
+from lewm_jax.models.layers import Attention, Dtype, FeedForward, LayerNorm
 
 # name: (width, depth, heads, mlp_dim). "Ti" is the paper's ViT-tiny; "Mi" and "Mu" are
 # small sizes that train in minutes on a CPU.
@@ -85,6 +85,34 @@ def interpolate_pos_embed(pos: jax.Array, grid: tuple[int, int]) -> jax.Array:
     return jnp.concatenate([pos[:, :1], table.reshape(1, grid[0] * grid[1], -1)], axis=1)
 
 
+class PatchEmbed(nn.Module):
+    """Non-overlapping ``patch x patch`` patches to ``width`` features: the parameters of
+    ``nn.Conv(width, (patch, patch), strides=patch)`` (kernel ``(patch, patch, C, width)``,
+    bias), computed as a reshape and one matrix product (faster than XLA's CPU convolution).
+
+    Attributes:
+        patch: patch side in pixels.
+        width: output features.
+        dtype: computation dtype.
+    """
+
+    patch: int
+    width: int
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, images: jax.Array) -> jax.Array:
+        """Maps ``(N, H, W, C)`` to patch features ``(N, H/patch * W/patch, width)``, rows first."""
+        n, h, w, c = images.shape
+        p = self.patch
+        shape = (p, p, c, self.width)
+        kernel = self.param("kernel", nn.initializers.normal(0.02), shape, jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (self.width,), jnp.float32)
+        x = images.astype(self.dtype).reshape(n, h // p, p, w // p, p, c)
+        x = jnp.einsum("nhpwqc,pqcd->nhwd", x, kernel.astype(self.dtype))
+        return (x + bias.astype(self.dtype)).reshape(n, -1, self.width)
+
+
 class EncoderBlock(nn.Module):
     """Pre-LN transformer block of HF ViT (LayerNorm eps 1e-12, exact GELU)."""
 
@@ -96,9 +124,9 @@ class EncoderBlock(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         """Maps tokens ``(N, P, D)`` to ``(N, P, D)``."""
         d = x.shape[-1]
-        h = nn.LayerNorm(epsilon=1e-12, dtype=self.dtype, name="ln1")(x)
+        h = LayerNorm(epsilon=1e-12, dtype=self.dtype, name="ln1")(x)
         x = x + Attention(self.num_heads, d // self.num_heads, dtype=self.dtype, name="attn")(h)
-        h = nn.LayerNorm(epsilon=1e-12, dtype=self.dtype, name="ln2")(x)
+        h = LayerNorm(epsilon=1e-12, dtype=self.dtype, name="ln2")(x)
         return x + FeedForward(self.mlp_dim, dtype=self.dtype, name="mlp")(h)
 
 
@@ -121,22 +149,13 @@ class ViT(nn.Module):
         """Encodes normalised images ``(N, H, W, 3)`` to CLS features ``(N, D)``."""
         cfg = decode_variant(self.variant)
         p, d = cfg["patch_size"], cfg["width"]
-        n, h, w, c = images.shape
+        n, h, w, _ = images.shape
         if h % p or w % p or self.image_size % p:
             raise ValueError(
                 f"image size {h}x{w} (native {self.image_size}) must be a multiple of the "
                 f"patch size {p} of variant {self.variant!r}"
             )
-        x = nn.Conv(
-            d,
-            (p, p),
-            strides=(p, p),
-            padding="VALID",
-            dtype=self.dtype,
-            name="patch_embed",
-            kernel_init=nn.initializers.normal(0.02),
-        )(images)
-        x = x.reshape(n, -1, d)
+        x = PatchEmbed(p, d, self.dtype, name="patch_embed")(images)
         cls = self.param("cls", nn.initializers.normal(0.02), (1, 1, d), jnp.float32)
         g = self.image_size // p
         pos = self.param("pos_embedding", nn.initializers.normal(0.02), (1, 1 + g * g, d))
@@ -145,5 +164,5 @@ class ViT(nn.Module):
         x = x + pos.astype(x.dtype)
         for i in range(cfg["depth"]):
             x = EncoderBlock(cfg["num_heads"], cfg["mlp_dim"], self.dtype, name=f"block{i}")(x)
-        x = nn.LayerNorm(epsilon=1e-12, dtype=self.dtype, name="norm")(x)
+        x = LayerNorm(epsilon=1e-12, dtype=self.dtype, name="norm")(x)
         return x[:, 0]

@@ -13,6 +13,8 @@ states are stepped together; everything else (resume, logging, checkpoints, vali
 is per member and the same either way.
 """
 
+import collections
+import contextlib
 import dataclasses
 import functools
 import math
@@ -232,6 +234,30 @@ class Program:
         ]
 
 
+class PhaseClock:
+    """Wall seconds the host loop spends in each phase, to find what it adds to the step.
+
+    ``step`` is dispatching steps and waiting for their results (the step itself),
+    ``data`` waiting for the next batch, ``metrics`` fetching and writing logged metrics,
+    ``validation`` and ``checkpoint`` those passes (a checkpoint's background write shows
+    only as time taken from the step).
+    """
+
+    def __init__(self):
+        self.seconds = collections.Counter()
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] += time.perf_counter() - t0
+
+    def reset(self):
+        self.seconds.clear()
+
+
 def run_loop(members: list[Member], program_cls=Program) -> list[dict]:
     """Trains ``members`` together with ``program_cls``; each resumes, logs and checkpoints
     in its own run directory. Returns one summary per member (see train_and_evaluate)."""
@@ -289,54 +315,70 @@ def run_loop(members: list[Member], program_cls=Program) -> list[dict]:
         start, total, num_workers=config.data.num_workers, prefetch=config.data.prefetch
     )
     clips_read = 0
+    clock = PhaseClock()
     try:
-        for step, local in batches:
+        while True:
+            with clock("data"):
+                item = next(batches, None)
+            if item is None:
+                break
+            step, local = item
             clips_read += len(local["actions"]) if len(members) == 1 else 0
-            state, m = program.step(state, local)
+            with clock("step"):
+                state, m = program.step(state, local)
             done = step + 1
             if step == start:  # steady-state timing starts once the step is compiled and run
                 jax.block_until_ready(m)
                 t_first = time.time()
+                clock.reset()
             pending.append((done, m))
             bar.update(1)
             save = done % config.checkpoint_every == 0 or done == total
             # Losses are also checked before every save, so no checkpoint follows a
             # non-finite step.
             if save or done % config.log_every == 0:
-                steps = [s for s, _ in pending]
-                per_step = [
-                    program.member_metrics(f) for f in jax.device_get([x for _, x in pending])
-                ]
-                pending = []
-                for i, (ckpt, w) in enumerate(zip(ckpts, workdirs, strict=True)):
-                    rows = _to_rows(steps, [p[i] for p in per_step])
-                    _stop_if_non_finite(rows, ckpt, w)
-                    if logs[i]:
-                        logs[i].write(rows)
-                    last[i] = rows[-1]
-                bar.set_postfix(
-                    loss=f"{last[0]['loss']:.4f}",
-                    pred=f"{last[0]['pred_loss']:.4f}",
-                    rank=f"{last[0]['z_rank']:.1f}",
-                )
+                with clock("step"):
+                    jax.block_until_ready(m)
+                with clock("metrics"):
+                    steps = [s for s, _ in pending]
+                    per_step = [
+                        program.member_metrics(f) for f in jax.device_get([x for _, x in pending])
+                    ]
+                    pending = []
+                    for i, (ckpt, w) in enumerate(zip(ckpts, workdirs, strict=True)):
+                        rows = _to_rows(steps, [p[i] for p in per_step])
+                        _stop_if_non_finite(rows, ckpt, w)
+                        if logs[i]:
+                            logs[i].write(rows)
+                        last[i] = rows[-1]
+                    bar.set_postfix(
+                        loss=f"{last[0]['loss']:.4f}",
+                        pred=f"{last[0]['pred_loss']:.4f}",
+                        rank=f"{last[0]['z_rank']:.1f}",
+                    )
             if done % config.eval_every == 0 or done == total:
-                val = program.evaluate(state)
-                for log, d in zip(logs, val, strict=True):
-                    if log:
-                        log.write([{"step": done, **d}])
+                with clock("step"):
+                    jax.block_until_ready(state)
+                with clock("validation"):
+                    val = program.evaluate(state)
+                    for log, d in zip(logs, val, strict=True):
+                        if log:
+                            log.write([{"step": done, **d}])
             if save:
-                for ckpt, have, s in zip(ckpts, existing, program.unstack(state), strict=True):
-                    if done not in have:
-                        ckpt.save(done, s)
+                with clock("checkpoint"):
+                    for ckpt, have, s in zip(ckpts, existing, program.unstack(state), strict=True):
+                        if done not in have:
+                            ckpt.save(done, s)
     finally:
         batches.close()
         bar.close()
         for log in logs:
             if log:
                 log.close()
-        for ckpt in ckpts:
-            ckpt.wait()
-            ckpt.close()
+        with clock("checkpoint"):
+            for ckpt in ckpts:
+                ckpt.wait()
+                ckpt.close()
     steps_run = int(jax.device_get(program.unstack(state)[0].step)) - start
     if len(members) == 1:
         rows = members[0].train_src.local_rows
@@ -362,6 +404,9 @@ def run_loop(members: list[Member], program_cls=Program) -> list[dict]:
                 "steady_seconds_per_step": steady / max(steps_run - 1, 1)
                 if steps_run > 1
                 else None,
+                # Where the steady part's wall time went (PhaseClock); the rest is the loop's
+                # own bookkeeping.
+                "loop_seconds": {k: round(v, 3) for k, v in sorted(clock.seconds.items())},
                 "origin": restored[i][1],
             }
         )

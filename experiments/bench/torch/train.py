@@ -68,7 +68,8 @@ def time_reference_step(args) -> dict:
         return time.perf_counter() - t0
 
     first = timed()
-    sec = statistics.median(timed() for _ in range(args.steps))
+    times = [timed() for _ in range(args.steps)]
+    sec = statistics.median(times)
     return {
         "impl": "stable-worldmodel (PyTorch)",
         "params": int(n_params),
@@ -79,6 +80,8 @@ def time_reference_step(args) -> dict:
         "torch": torch.__version__,
         "first_step_s": round(first, 3),
         "s_per_step": round(sec, 4),
+        "min_s": round(min(times), 4),
+        "max_s": round(max(times), 4),
         "clips_per_s": round(b / sec, 2),
     }
 
