@@ -3,10 +3,10 @@
 XLA:CPU allocates and frees a step's temporaries from its worker threads. By default glibc
 gives those threads their own arenas, whose heaps grow with ``mmap``/``mprotect`` and shrink
 back when freed, and serves large blocks with ``mmap``/``munmap``; so every step returns its
-memory to the system and page-faults it in again (hundreds of thousands of minor faults per
-cpu-size step, a third of the step's time spent in the kernel: BENCHMARKS.md, "Train step").
-One arena, no ``mmap`` for large blocks and a high trim threshold keep freed memory in the
-process for the next step. The process's resident memory then stays near its peak, which it
+memory to the system and page-faults it in again (hundreds of thousands of minor faults and
+0.6 s of kernel time per cpu-size step: BENCHMARKS.md, "Train step and training loop").
+One arena, no ``mmap`` for large blocks and no trimming keep freed memory in the process for
+the next step. The process's resident memory then stays near its peak, which it
 reaches every step anyway.
 
 Call :func:`tune` first thing in a program, before JAX starts its threads (the commands in

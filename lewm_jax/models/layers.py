@@ -143,14 +143,14 @@ class Attention(nn.Module):
         t, d = x.shape[1:]
         heads, width = self.num_heads, self.head_dim
         qkv = HeadDense(
-            3 * heads * width,
-            d,
-            "btd,dshc->sbhtc",
-            (d, 3, heads, width),
-            (3, 1, heads, 1, width),
-            self.qkv_bias,
-            self.style,
-            self.dtype,
+            features=3 * heads * width,
+            fan_in=d,
+            equation="btd,dshc->sbhtc",
+            kernel_view=(d, 3, heads, width),
+            bias_view=(3, 1, heads, 1, width),
+            use_bias=self.qkv_bias,
+            style=self.style,
+            dtype=self.dtype,
             name="qkv",
         )(x)
         q, k, v = qkv[0], qkv[1], qkv[2]
@@ -166,14 +166,13 @@ class Attention(nn.Module):
         weights = nn.Dropout(self.dropout)(weights, deterministic=not train)
         out = jnp.einsum("bhqk,bhkc->bhqc", weights, v)
         out = HeadDense(
-            d,
-            heads * width,
-            "bhqc,hcd->bqd",
-            (heads, width, d),
-            (d,),
-            True,
-            self.style,
-            self.dtype,
+            features=d,
+            fan_in=heads * width,
+            equation="bhqc,hcd->bqd",
+            kernel_view=(heads, width, d),
+            bias_view=(d,),
+            style=self.style,
+            dtype=self.dtype,
             name="out",
         )(out)
         return nn.Dropout(self.dropout)(out, deterministic=not train)
