@@ -7,7 +7,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lewm_jax.models.layers import BatchNorm, Dtype, dense, gelu
+from lewm_jax.models.layers import BatchNorm, Dtype, dense
 
 
 class MLPHead(nn.Module):
@@ -31,7 +31,7 @@ class MLPHead(nn.Module):
         """Maps ``x (..., F)`` to ``(..., out)``; BatchNorm statistics span all leading axes."""
         h = dense(self.hidden, x.shape[-1], "torch", self.dtype, name="fc1")(x)
         h = BatchNorm(dtype=self.dtype, name="bn")(h, train=train)
-        h = gelu(h)
+        h = nn.gelu(h, approximate=False)
         return dense(self.out, self.hidden, "torch", self.dtype, name="fc2")(h)
 
 

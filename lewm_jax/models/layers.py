@@ -13,7 +13,6 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 Dtype = Any
@@ -27,15 +26,6 @@ def torch_uniform(fan_in: int):
         return jax.random.uniform(key, shape, dtype, -bound, bound)
 
     return init
-
-
-def gelu(x: jax.Array) -> jax.Array:
-    """The exact GELU ``x * Phi(x)`` in its erf form, ``0.5 x (1 + erf(x / sqrt 2))``.
-
-    The same function as ``jax.nn.gelu(x, approximate=False)`` (which writes it with
-    ``erfc``) to float rounding, and faster on XLA's CPU backend (BENCHMARKS.md).
-    """
-    return 0.5 * x * (1.0 + lax.erf(x * np.sqrt(0.5).astype(x.dtype)))
 
 
 def initializers(fan_in: int, style: str) -> dict:
@@ -221,7 +211,7 @@ class FeedForward(nn.Module):
         """Maps ``x (..., D)`` to ``(..., D)``."""
         d = x.shape[-1]
         h = dense(self.hidden, d, self.style, self.dtype, name="fc1")(x)
-        h = nn.Dropout(self.dropout)(gelu(h), deterministic=not train)
+        h = nn.Dropout(self.dropout)(nn.gelu(h, approximate=False), deterministic=not train)
         h = dense(d, self.hidden, self.style, self.dtype, name="fc2")(h)
         return nn.Dropout(self.dropout)(h, deterministic=not train)
 
