@@ -98,11 +98,15 @@ class DMCReacher(gymnasium.Env):
         return self._frame(), info
 
     def step(self, action):
-        """One env step: ``ACTION_REPEAT`` MuJoCo steps with the clipped action."""
+        """One env step: ``ACTION_REPEAT`` MuJoCo steps with the clipped action, ending after
+        the first one that reaches the goal (as stable-worldmodel's wrapper stops when its
+        qpos_match task terminates)."""
         action = np.clip(np.asarray(action, np.float64), -1.0, 1.0)
         t0 = time.perf_counter()
         for _ in range(ACTION_REPEAT):
             self._dmc.step(action)
+            if self._success(self._error(self.physical_state())):
+                break
         t1 = time.perf_counter()
         frame = self._frame()
         t2 = time.perf_counter()

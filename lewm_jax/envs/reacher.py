@@ -175,11 +175,22 @@ def mujoco_step(q: jax.Array, qd: jax.Array, torque: jax.Array) -> tuple[jax.Arr
     return q + DT * qd, qd
 
 
-def dynamics(q: jax.Array, qd: jax.Array, torque: jax.Array) -> tuple[jax.Array, jax.Array]:
+def dynamics(
+    q: jax.Array, qd: jax.Array, torque: jax.Array, stop=None
+) -> tuple[jax.Array, jax.Array]:
     """One env step (``ACTION_REPEAT`` MuJoCo steps, as stable-worldmodel's DMC wrapper):
-    ``(q (2,), qd (2,), torque (2,)) -> (q', qd')``, the shoulder wrapped to [-pi, pi)."""
+    ``(q (2,), qd (2,), torque (2,)) -> (q', qd')``, the shoulder wrapped to [-pi, pi).
+
+    ``stop(q) -> bool`` ends the env step after the first MuJoCo step where it holds, as
+    the wrapper's loop breaks when its task terminates (qpos_match: on success), so that an
+    arm passing through the goal within one env step is caught there.
+    """
+    stopped = jnp.zeros((), bool)
     for _ in range(ACTION_REPEAT):
-        q, qd = mujoco_step(q, qd, torque)
+        q1, qd1 = mujoco_step(q, qd, torque)
+        q, qd = jnp.where(stopped, q, q1), jnp.where(stopped, qd, qd1)
+        if stop is not None:
+            stopped = stopped | stop(q)
     return jnp.stack([wrap_angle(q[0]), q[1]]), qd
 
 
@@ -309,11 +320,15 @@ class Reacher(base.PixelEnv):
         return self.reset_to_state(k_policy, start, sample_configuration(k_goal), params)
 
     def step_env(self, key, state: EnvState, action, params: EnvParams):
-        """One env step (two 0.02 s MuJoCo steps); returns (obs, state, reward, terminated,
-        info)."""
+        """One env step (two 0.02 s MuJoCo steps, or one when the first reaches the goal, as
+        the original's wrapper stops); returns (obs, state, reward, terminated, info)."""
         del key
         action = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
-        qpos, qvel = dynamics(state.qpos, state.qvel, GEAR * action)
+
+        def reached(q):
+            return self.is_success(q, state.goal, params)
+
+        qpos, qvel = dynamics(state.qpos, state.qvel, GEAR * action, stop=reached)
         state = state.replace(qpos=qpos, qvel=qvel, time=state.time + 1)
         reward = -jnp.linalg.norm(joint_error(qpos, state.goal))
         return self.transition(state, reward, params)
