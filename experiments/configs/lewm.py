@@ -74,6 +74,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.train_fraction = 0.9  # random 90/10 split of clips
     c.data.num_episodes = 2000  # procedurally generated datasets only: episodes
     c.data.episode_len = 100  # procedurally generated datasets only: steps per episode
+    # generated datasets only: the collecting policy or mix, e.g. "expert:0.7,random:0.3"
+    # (lewm_jax.data.policies), and how often "noisy" replaces the expert's action
+    c.data.policy = "expert"
+    c.data.noisy_prob = 0.3
     c.data.num_workers = 0  # grain loader processes (0: threads; files read faster with 2-4)
     c.data.prefetch = 2  # batches read ahead of the train step (per worker)
 

@@ -2,7 +2,8 @@
 
 ``moving_dot`` is a tiny procedural stand-in; every environment of the registry
 (:mod:`lewm_jax.envs`: ``two_room``, ``push_t``, ``reacher``, ...) is a dataset collected on
-the fly with its scripted policy (deterministic in the seed); ``hdf5`` reads an official
+the fly by ``data.policy`` (its scripted expert by default, or a mix with random actions:
+:mod:`lewm_jax.data.policies`; deterministic in the seed); ``hdf5`` reads an official
 stable-worldmodel file and ``tfds`` a dataset built with ``python -m data.build``
 (``data.path`` = its data_dir).
 """
@@ -28,16 +29,17 @@ def _moving_dot(data_config, key, num_episodes) -> Episodes:
 
 def _collected(env_name):
     def build(data_config, key, num_episodes) -> Episodes:
-        from lewm_jax.data.collect import collect_episodes
+        from lewm_jax.data.policies import collect_mix
 
         env, params = envs.make(env_name, image_size=data_config.image_size)
-        return collect_episodes(
+        return collect_mix(
             env,
             params,
-            env.expert_policy,
+            data_config.get("policy", "expert"),
             key,
-            num_episodes=num_episodes,
-            max_steps=data_config.episode_len,
+            num_episodes,
+            data_config.episode_len,
+            noisy_prob=data_config.get("noisy_prob", 0.3),
         )
 
     return build
@@ -191,6 +193,17 @@ def check_data_config(data_config) -> None:
         )
     if not 0.0 < data_config.train_fraction <= 1.0:
         raise ValueError(f"data.train_fraction must be in (0, 1], got {data_config.train_fraction}")
+    if "policy" in data_config:
+        from lewm_jax.data.policies import parse_mix
+
+        parse_mix(data_config.policy)
+        if data_config.policy != "expert" and name not in ENVS:
+            raise ValueError(
+                f"data.policy {data_config.policy!r} needs a dataset collected in an "
+                f"environment, not {name!r}; expected one of {sorted(ENVS)}"
+            )
+        if not 0.0 <= data_config.get("noisy_prob", 0.3) <= 1.0:
+            raise ValueError(f"data.noisy_prob must be in [0, 1], got {data_config.noisy_prob}")
     if name in FILE_DATASETS and not data_config.path:
         raise ValueError(f"data.name {name!r} needs data.path (the dataset file or data_dir)")
     if data_config.env and data_config.env not in envs.env_ids() and not host_env_name(data_config):

@@ -1,0 +1,117 @@
+"""Data-collection policies of the pure-JAX environments and mixes of them.
+
+``config.data.policy`` names what collects a generated dataset: one policy, or a mix that
+shares the episodes out by fraction, e.g. ``"expert"`` (the default), ``"random"`` or
+``"expert:0.5,noisy:0.3,random:0.2"``. The policies:
+
+- ``expert``: the environment's noisy scripted expert (``env.expert_policy``);
+- ``noisy``: the expert with each action replaced, with probability ``data.noisy_prob``, by
+  a uniform random one (more state coverage around the expert's paths);
+- ``random``: uniform actions in [-1, 1]^A (``env.random_policy``).
+
+Each part is collected with its own key folded from the dataset key, and the parts are
+concatenated in the order written; a single ``expert`` is collected with the dataset key
+itself, so the default data are what they were before mixes existed.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lewm_jax.data.episodes import Episodes, episode_offsets
+
+POLICIES = ("expert", "noisy", "random")
+
+
+def parse_mix(spec: str) -> list[tuple[str, float]]:
+    """``"expert:0.7,random:0.3"`` -> ``[("expert", 0.7), ("random", 0.3)]`` (a bare name is
+    a fraction of 1); a one-line error unless known names have fractions summing to 1."""
+    parts = []
+    for item in str(spec).split(","):
+        name, _, frac = item.strip().partition(":")
+        try:
+            value = float(frac) if frac else 1.0
+        except ValueError:
+            value = float("nan")
+        if name not in POLICIES or not 0.0 < value <= 1.0:
+            raise ValueError(
+                f"data.policy {spec!r}: bad part {item.strip()!r}; expected name[:fraction] "
+                f"with a name of {POLICIES} and a fraction in (0, 1]"
+            )
+        parts.append((name, value))
+    names = [n for n, _ in parts]
+    if len(set(names)) != len(names) or abs(sum(f for _, f in parts) - 1.0) > 1e-6:
+        raise ValueError(
+            f"data.policy {spec!r}: each policy once, fractions summing to 1 (got "
+            f"{sum(f for _, f in parts):g})"
+        )
+    return parts
+
+
+def make_policy(env, name: str, noisy_prob: float = 0.3):
+    """The ``policy(key, env_state, env_params) -> (A,)`` called ``name`` (:data:`POLICIES`)."""
+    if name == "expert":
+        return env.expert_policy
+    if name == "random":
+        return env.random_policy
+    if name != "noisy":
+        raise ValueError(f"unknown policy {name!r}; expected one of {POLICIES}")
+    if not 0.0 <= noisy_prob <= 1.0:
+        raise ValueError(f"data.noisy_prob must be in [0, 1], got {noisy_prob}")
+
+    def noisy(key, state, params):
+        k_coin, k_rand, k_exp = jax.random.split(key, 3)
+        expert = env.expert_policy(k_exp, state, params)
+        random = env.random_policy(k_rand, state, params)
+        return jnp.where(jax.random.uniform(k_coin) < noisy_prob, random, expert)
+
+    return noisy
+
+
+def split_episodes(parts: list[tuple[str, float]], num_episodes: int) -> list[int]:
+    """Episodes per part: rounded shares, the last part taking the remainder (each >= 1)."""
+    counts = [max(1, int(round(f * num_episodes))) for _, f in parts[:-1]]
+    counts.append(num_episodes - sum(counts))
+    if min(counts) < 1:
+        raise ValueError(f"{num_episodes} episodes cannot be shared out as {parts}")
+    return counts
+
+
+def concat_episodes(parts: list[Episodes]) -> Episodes:
+    """One :class:`Episodes` holding ``parts`` in order."""
+    ep_len = np.concatenate([p.ep_len for p in parts])
+    states = [p.state for p in parts]
+    return Episodes(
+        pixels=np.concatenate([p.pixels for p in parts]),
+        actions=np.concatenate([p.actions for p in parts]),
+        ep_offset=episode_offsets(ep_len),
+        ep_len=ep_len,
+        state=None if any(s is None for s in states) else np.concatenate(states),
+    )
+
+
+def collect_mix(env, env_params, spec: str, key, num_episodes: int, max_steps: int, **kw):
+    """Episodes collected by the policy mix ``spec`` (see the module docstring).
+
+    Args:
+        env: an environment of :mod:`lewm_jax.envs`.
+        env_params: its parameters.
+        spec: ``config.data.policy``.
+        key: the dataset's PRNG key.
+        num_episodes: E, shared out by the mix's fractions.
+        max_steps: longest episode, in frames.
+        **kw: ``noisy_prob``.
+    """
+    from lewm_jax.data.collect import collect_episodes
+
+    parts = parse_mix(spec)
+    if parts == [("expert", 1.0)]:
+        return collect_episodes(env, env_params, env.expert_policy, key, num_episodes, max_steps)
+    counts = split_episodes(parts, num_episodes)
+    collected = [
+        collect_episodes(
+            env, env_params, make_policy(env, name, **kw), jax.random.fold_in(key, i), n, max_steps
+        )
+        for i, ((name, _), n) in enumerate(zip(parts, counts, strict=True))
+    ]
+    return concat_episodes(collected)
