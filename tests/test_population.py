@@ -57,9 +57,11 @@ def test_members_equal_their_runs_alone(trained):
         for rp, ra in zip(rows_p, rows_a, strict=True):
             assert rp.keys() == ra.keys()
             for k in rp.keys() & set(TRAIN_KEYS):
-                # Seen here: about 1e-6 relative (vmapped and plain matmuls round differently).
+                # Vmapped and plain matmuls round differently and the rounding grows with
+                # the steps; seen here: up to 1.1e-5 relative, 2.9e-5 for grad_norm at step
+                # 6. A member given another's weight, lr or batch is off by percents.
                 np.testing.assert_allclose(
-                    rp[k], ra[k], rtol=2e-5, err_msg=f"{k} step {ra['step']}"
+                    rp[k], ra[k], rtol=1e-4, err_msg=f"{k} step {ra['step']}"
                 )
             for k in (k for k in rp if k.startswith("val_")):
                 # Eval mode normalises with the BatchNorm running statistics of 6 steps,
