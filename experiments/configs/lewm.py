@@ -175,7 +175,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         if arg.size == "cpu" and env in ("push_t", "reacher"):
             # Longer expert episodes (200 steps, as the datasets) and 4.4x the Two-Room
             # steps: about 2 s/step on 2 CPU cores, so ~70 minutes of training (Push-T
-            # measured: BENCHMARKS.md, "Planning beyond Two-Room").
+            # measured: RESULTS.md, "Push-T at the cpu size").
             c.total_steps = 2000
             c.data.num_episodes, c.data.episode_len = 1000, 200
         if arg.size == "cpu" and env == "reacher":
