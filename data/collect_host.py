@@ -63,7 +63,7 @@ def main(argv):
         sys.exit(f"error: {e}")
     out.parent.mkdir(parents=True, exist_ok=True)
     compression = None if FLAGS.compression == "none" else FLAGS.compression
-    write_hdf5(out, episodes, compression=compression)
+    write_hdf5(out, episodes, env=FLAGS.env, compression=compression)
     report = {
         "env": FLAGS.env,
         "env_kwargs": kwargs,

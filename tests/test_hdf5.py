@@ -83,8 +83,10 @@ def test_grain_workers_deliver_the_batches_in_step_order(tmp_path):
 
 def test_write_then_read_round_trip(tmp_path):
     src = load_hdf5(_official_file(tmp_path / "a.h5"))
-    write_hdf5(tmp_path / "b.h5", src, compression="gzip")
+    write_hdf5(tmp_path / "b.h5", src, env="TwoRoom-v0", compression="gzip")
     back = load_hdf5(tmp_path / "b.h5")
+    assert HDF5Store(tmp_path / "b.h5").env == "TwoRoom-v0"
+    assert HDF5Store(tmp_path / "a.h5").env == ""  # the official files record none
     for a, b in zip(
         (src.pixels, src.actions, src.ep_len, src.ep_offset, src.state),
         (back.pixels, back.actions, back.ep_len, back.ep_offset, back.state),
@@ -173,22 +175,26 @@ def test_training_streams_the_file_through_grain_workers(tmp_path):
     np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
 
 
-@pytest.mark.parametrize("problem", ["missing", "not_hdf5", "action_dim"])
+@pytest.mark.parametrize("problem", ["missing", "not_hdf5", "action_dim", "other_env"])
 def test_bad_dataset_files_fail_in_one_line_before_the_workdir_is_made(tmp_path, problem):
     from lewm_jax.training.train import train_and_evaluate
 
     path = tmp_path / "d.h5"
     if problem == "not_hdf5":
         path.write_text("not an HDF5 file\n")
-    elif problem == "action_dim":
+    elif problem in ("action_dim", "other_env"):
         _official_file(path)
+    if problem == "other_env":
+        write_hdf5(path, load_hdf5(path), env="PushT-v0")
     match = {
         "missing": "does not exist",
         "not_hdf5": "not a readable HDF5 file",
         "action_dim": "dataset actions have dimension 2, but data.action_dim is 3",
+        "other_env": "episodes of environment 'PushT-v0', but data.env is 'Reacher-v0'",
     }[problem]
+    bad = dict(env="Reacher-v0") if problem == "other_env" else dict(action_dim=3)
     with pytest.raises((ValueError, OSError), match=match) as e:
-        train_and_evaluate(_hdf5_config(path, action_dim=3), str(tmp_path / "run"))
+        train_and_evaluate(_hdf5_config(path, **bad), str(tmp_path / "run"))
     message = str(e.value)
     assert len(message.splitlines()) == 1
     assert problem == "action_dim" or str(path) in message  # names the file

@@ -214,7 +214,14 @@ def check_data_config(data_config) -> None:
 
 
 def check_store(store, data_config) -> None:
-    """Checks an opened dataset against ``config.data`` (frame shape, action dim)."""
+    """Checks an opened dataset against ``config.data`` (frame shape, action dim, and the
+    environment, where the store records one)."""
+    made_by, env = getattr(store, "env", ""), data_config.get("env", "")
+    if made_by and env and made_by != env:
+        raise ValueError(
+            f"{getattr(store, 'path', 'dataset')}: episodes of environment {made_by!r}, but "
+            f"data.env is {env!r}"
+        )
     size = data_config.image_size
     if tuple(store.frame_shape) != (size, size, 3):
         raise ValueError(

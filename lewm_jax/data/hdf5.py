@@ -117,6 +117,7 @@ class HDF5Store:
         self.size = image_size or h
         self.frame_shape = (self.size, self.size, 3)
         self.action_dim = int(np.prod(f["action"].shape[1:]))
+        self.env = str(f.attrs.get("env", ""))  # "" in files not written by write_hdf5
 
     def _h5(self):
         """This process's handle (h5py handles do not survive pickling or fork)."""
@@ -229,13 +230,20 @@ def _filter(compression) -> dict:
 
 
 def write_hdf5(
-    path: str | os.PathLike, episodes: Episodes, *, compression=None, frames_per_chunk: int = 1
+    path: str | os.PathLike,
+    episodes: Episodes,
+    *,
+    env: str = "",
+    compression=None,
+    frames_per_chunk: int = 1,
 ) -> None:
     """Writes ``episodes`` in the official layout.
 
     Args:
         path: the ``.h5`` file (written as ``<path>.tmp``, then renamed).
         episodes: the data.
+        env: id of the environment that made them, stored as the file's ``env`` attribute
+            (the official files have none), so that training refuses the file for another.
         compression: ``None``, ``"gzip"`` or ``"blosc"`` (pixels only).
         frames_per_chunk: frames per HDF5 chunk of ``pixels``.
     """
@@ -246,6 +254,8 @@ def write_hdf5(
     tmp = Path(str(path) + ".tmp")
     chunks = (min(frames_per_chunk, max(n, 1)), *episodes.pixels.shape[1:])
     with h5py.File(tmp, "w") as f:
+        if env:
+            f.attrs["env"] = env
         f.create_dataset("pixels", data=episodes.pixels, chunks=chunks, **_filter(compression))
         f.create_dataset("action", data=episodes.actions)
         if episodes.state is not None:
