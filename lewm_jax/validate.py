@@ -26,6 +26,12 @@ def _check_run_fields(config) -> None:
     for name in _AT_LEAST_ONE + ("keep_checkpoints",):
         if config[name] < 1:
             raise ValueError(f"{name} must be >= 1, got {config[name]}")
+    every = config.get("keep_checkpoints_every", 0)
+    if every < 0 or every % config.checkpoint_every:
+        raise ValueError(
+            f"keep_checkpoints_every {every} must be 0 or a multiple of checkpoint_every "
+            f"{config.checkpoint_every}"
+        )
     if config.total_steps < 0:
         raise ValueError(f"total_steps must be >= 0 (0 = num_epochs), got {config.total_steps}")
     if config.total_steps == 0 and config.num_epochs < 1:

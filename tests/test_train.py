@@ -103,6 +103,17 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_checkpoints_at_multiples_of_keep_every_are_kept(tmp_path):
+    config = get_config("test")
+    src, model, tx = _setup(config)
+    state = init_train_state(model, tx, jax.random.key(0), src.batch(0))
+    ckpt = Checkpointer(tmp_path, keep=1, async_save=False, keep_every=3)
+    for step in range(1, 8):
+        ckpt.save(step, state)
+    assert ckpt.all_steps() == [3, 6, 7]
+    ckpt.close()
+
+
 def _assert_untouched(tmp_path):
     assert not (tmp_path / "run").exists()
 

@@ -50,6 +50,7 @@ def _with(**overrides):
         ({"loss.regularizer": "nope"}, "loss.regularizer 'nope'"),
         ({"data.num_frames": 2}, "data.num_frames 2 must be >= model.history"),
         ({"keep_checkpoints": 0}, "keep_checkpoints must be >= 1"),
+        ({"keep_checkpoints_every": 4}, "keep_checkpoints_every 4 must be 0 or a multiple of"),
     ],
 )
 def test_bad_sections_fail_before_training_writes_anything(tmp_path, overrides, message):

@@ -59,6 +59,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval_batches = 8  # validation batches per pass
     c.checkpoint_every = 1000  # steps between checkpoints
     c.keep_checkpoints = 3  # most recent checkpoints kept in workdir
+    # also keep for good the checkpoints at multiples of this step (0 = none): the points of
+    # a learning curve (python -m experiments.curve)
+    c.keep_checkpoints_every = 0
     c.async_checkpoints = True  # write checkpoints in the background
     c.init_from = ""  # workdir whose latest checkpoint initialises params when starting fresh
 
@@ -178,6 +181,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             # measured: RESULTS.md, "Push-T at the cpu size").
             c.total_steps = 2000
             c.data.num_episodes, c.data.episode_len = 1000, 200
+            c.keep_checkpoints_every = 500  # the learning curve's 25/50/75/100 %
         if arg.size == "cpu" and env == "reacher":
             # Success needs every joint within 0.05 rad; such an error changes 37 pixels of a
             # 64 px frame but 75 of a 96 px one, and 96 px with 12 px patches keeps the 64

@@ -219,7 +219,14 @@ def host_loop(
 
 
 def evaluate_planning(
-    workdir, plan_config, *, config=None, progress: bool = True, tag: str = "", env: str = ""
+    workdir,
+    plan_config,
+    *,
+    config=None,
+    progress: bool = True,
+    tag: str = "",
+    env: str = "",
+    step: int | None = None,
 ) -> dict:
     """Closed-loop planning evaluation of the run in ``workdir``, over every evaluation seed.
 
@@ -236,6 +243,7 @@ def evaluate_planning(
         env: plan in this host environment (a gymnasium id of :mod:`lewm_jax.envs.host`,
             e.g. ``"lewm/ReacherDMC-v0"``) instead of the run's own environment, from the
             same start/goal states; without a tag the report is tagged with its name.
+        step: evaluate the checkpoint of this step (default: the latest).
 
     Returns:
         The report dict (also written as JSON; see :func:`report.summarize`).
@@ -243,7 +251,7 @@ def evaluate_planning(
     if env and not is_host_env(env):
         raise ValueError(f"env {env!r} is not a host environment id; expected e.g. 'lewm/Name-v0'")
     stem = report_stem(plan_config, tag or env.split("/")[-1].lower())  # fails before work
-    trained = run_dir.load_run(workdir, config)
+    trained = run_dir.load_run(workdir, config, step)
     config, model, variables = trained.config, trained.model, trained.variables
     check_planning_config(
         plan_config,
@@ -298,6 +306,7 @@ def evaluate_planning(
         wall_s=info["wall_s"],
         num_plans=num_plans,
     )
+    summary["step"] = trained.step
     if host_id:  # where the wall time went: the host loop's split
         summary["host_timing"] = {**run.timings(), "wall_s": info["wall_s"]}
     report.write_json(run_dir.report_path(workdir, stem, ".json"), summary)

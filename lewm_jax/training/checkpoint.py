@@ -54,13 +54,23 @@ class Checkpointer:
         directory: where step directories go (``<workdir>/checkpoints``).
         keep: number of most recent checkpoints to keep.
         async_save: write in a background thread after copying arrays to host.
+        keep_every: also keep, for good, every checkpoint whose step is a multiple of this
+            (0: none), so that a learning curve can be evaluated after the run.
     """
 
-    def __init__(self, directory: str | os.PathLike, *, keep: int = 3, async_save: bool = True):
-        if keep < 1:
-            raise ValueError(f"keep must be >= 1, got {keep}")
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        *,
+        keep: int = 3,
+        async_save: bool = True,
+        keep_every: int = 0,
+    ):
+        if keep < 1 or keep_every < 0:
+            raise ValueError(f"keep must be >= 1 and keep_every >= 0, got {keep}, {keep_every}")
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep,
+            keep_period=keep_every or None,
             create=True,
             enable_async_checkpointing=async_save,
         )

@@ -246,12 +246,13 @@ class Run:
         return stats
 
 
-def load_run(workdir: str | os.PathLike, config=None) -> Run:
-    """Loads the latest checkpoint of a run for planning, probes, surprise or conversion.
+def load_run(workdir: str | os.PathLike, config=None, step: int | None = None) -> Run:
+    """Loads a checkpoint of a run for planning, probes, surprise or conversion.
 
     Args:
         workdir: a training run's directory.
         config: the run's config; when given it must match the stored one (model, data).
+        step: the checkpoint's step (default: the latest).
 
     Returns:
         The :class:`Run`. EMA-target runs load their online params: the predictor was
@@ -276,11 +277,14 @@ def load_run(workdir: str | os.PathLike, config=None) -> Run:
             )
     config = ml_collections.ConfigDict(stored)
     ckpt = checkpointer(workdir, async_save=False)
-    step = ckpt.latest_step()
-    if step is None:
+    kept = ckpt.all_steps()
+    if not kept:
         raise FileNotFoundError(f"workdir {str(workdir)!r} holds no checkpoint")
+    if step is not None and step not in kept:
+        raise ValueError(f"workdir {str(workdir)!r} holds no checkpoint of step {step}; has {kept}")
+    step = kept[-1] if step is None else step
     model = build_model(config.model, image_size=config.data.image_size)
-    state = ckpt.restore(abstract_train_state(model, config))
+    state = ckpt.restore(abstract_train_state(model, config), step)
     ckpt.close()
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     return Run(workdir=workdir, config=config, model=model, variables=variables, step=step)

@@ -279,7 +279,12 @@ def run_loop(members: list[Member], program_cls=Program) -> list[dict]:
 
     workdirs = [run_dir.check_workdir(m.workdir) for m in members]
     ckpts = [
-        run_dir.checkpointer(w, keep=config.keep_checkpoints, async_save=config.async_checkpoints)
+        run_dir.checkpointer(
+            w,
+            keep=config.keep_checkpoints,
+            async_save=config.async_checkpoints,
+            keep_every=config.get("keep_checkpoints_every", 0),
+        )
         for w in workdirs
     ]
     at_step = _common_step(ckpts)

@@ -1,0 +1,171 @@
+"""Learning curves: planning success and probe r at the checkpoints a run kept.
+
+A run with ``keep_checkpoints_every = N`` keeps every checkpoint at a multiple of N
+(:class:`lewm_jax.training.checkpoint.Checkpointer`). :func:`learning_curve` evaluates each
+kept checkpoint on the same start/goal pairs (the run's planning section) and the same
+held-out expert episodes (the probes), so the points differ in training only. Every point's
+reports are written beside the run (``planning_<planner>_step<S>.json``,
+``probe_step<S>.json``) and reused by a re-run with the same protocol; the curve goes to
+``curve.json``, ``curve.md`` and ``curve.png``.
+
+The points are checkpoints of one schedule: at 25 % of a cosine schedule the learning rate
+is still high, so the early points understate what a run of that length would reach; the
+last points tell whether more steps would still pay.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from lewm_jax.training import run_dir
+from lewm_jax.training.reporting import saved_figure
+
+
+def curve_steps(workdir, steps: list[int] | None = None) -> list[int]:
+    """The checkpoint steps to evaluate: ``steps`` (each must be kept), else every kept one."""
+    kept = run_dir.checkpointer(workdir, async_save=False).all_steps()
+    if not kept:
+        raise FileNotFoundError(f"workdir {str(workdir)!r} holds no checkpoint")
+    missing = sorted(set(steps or ()) - set(kept))
+    if missing:
+        raise ValueError(
+            f"workdir {str(workdir)!r} holds no checkpoint of steps {missing}; has {kept}"
+        )
+    return sorted(steps) if steps else kept
+
+
+def _val_loss_at(workdir, step: int) -> float:
+    """The validation prediction loss logged at ``step`` (NaN when it was not validated)."""
+    rows = run_dir.read_metrics(workdir)
+    vals = [r["val_pred_loss"] for r in rows if r.get("step") == step and "val_pred_loss" in r]
+    return float(vals[-1]) if vals else float("nan")
+
+
+def _planning(workdir, plan_config, step: int, progress: bool) -> dict:
+    from lewm_jax.planning.evaluate import eval_seeds, evaluate_planning, report_stem
+
+    tag = f"step{step}"
+    path = run_dir.report_path(workdir, report_stem(plan_config, tag), ".json")
+    if path.exists():  # reused when it answers the same protocol
+        old = run_dir.read_json(path, "planning report")
+        p = old.get("protocol", {})
+        if (
+            old.get("step") == step
+            and p.get("seeds") == eval_seeds(plan_config)
+            and p.get("num_episodes") == plan_config.num_episodes
+            and p.get("planner") == plan_config.planner
+        ):
+            return old
+    return evaluate_planning(workdir, plan_config, progress=progress, tag=tag, step=step)
+
+
+def _probes(workdir, step: int, episodes, env_id: str, key, seed: int) -> dict:
+    from lewm_jax.analysis.probe import run_probes
+
+    path = run_dir.report_path(workdir, f"probe_step{step}", ".json")
+    if path.exists():
+        old = run_dir.read_json(path, "probe report")
+        if old.get("seed") == seed and old.get("episodes") == len(episodes.ep_len):
+            return old
+    run = run_dir.load_run(workdir, step=step)
+    report = run_probes(run.model, run.variables, episodes, env_id, key=key)
+    report.update(step=step, seed=seed, episodes=len(episodes.ep_len))
+    path.write_text(json.dumps(report, indent=2))
+    return report
+
+
+def learning_curve(
+    workdir,
+    plan_config,
+    *,
+    steps: list[int] | None = None,
+    probe_episodes: int = 200,
+    probe_seed: int = 0,
+    progress: bool = True,
+) -> list[dict]:
+    """Planning success and probe r of every kept checkpoint of the run in ``workdir``.
+
+    Args:
+        workdir: a training run's directory.
+        plan_config: ``config.planning`` to evaluate with (read-only; its seeds and episodes).
+        steps: checkpoint steps to evaluate (default: every kept one).
+        probe_episodes: fresh expert episodes for the probes (0: no probes, e.g. for a run
+            whose dataset no JAX environment makes).
+        probe_seed: seed of those episodes, their split and the MLP probe.
+        progress: print one line per point.
+
+    Returns:
+        One row per step: ``{"step", "success_rate", "ci95", "successes_per_seed",
+        "solved_at_start", "val_pred_loss", "probe_r"}`` (``probe_r``: linear r per quantity).
+        Also written as ``curve.json``, ``curve.md`` and ``curve.png`` in ``workdir``.
+    """
+    import jax
+
+    from lewm_jax.data import datasets
+
+    workdir = Path(workdir)
+    todo = curve_steps(workdir, steps)
+    config = run_dir.load_run(workdir, step=todo[0]).config
+    episodes = env_id = None
+    k_data, k_probe = jax.random.split(jax.random.key(probe_seed))
+    if probe_episodes:
+        env, _, episodes = datasets.fresh_expert_episodes(config.data, k_data, probe_episodes)
+        env_id = env.name
+    rows = []
+    for step in todo:
+        plan = _planning(workdir, plan_config, step, progress=False)
+        row = {
+            "step": step,
+            "success_rate": plan["success_rate"],
+            "ci95": plan["ci95"],
+            "successes_per_seed": [s["successes"] for s in plan["per_seed"]],
+            "solved_at_start": plan["solved_at_start"]["share"],
+            "val_pred_loss": _val_loss_at(workdir, step),
+            "probe_r": {},
+        }
+        if episodes is not None:
+            probe = _probes(workdir, step, episodes, env_id, k_probe, probe_seed)
+            row["probe_r"] = {n: probe["linear"][n]["pearson_r"] for n in probe["names"]}
+        rows.append(row)
+        if progress:
+            print(format_markdown([row]).splitlines()[-1], flush=True)
+    (workdir / "curve.json").write_text(json.dumps(rows, indent=2))
+    (workdir / "curve.md").write_text(format_markdown(rows) + "\n")
+    plot(rows, workdir / "curve.png")
+    return rows
+
+
+def format_markdown(rows: list[dict]) -> str:
+    """The curve as a Markdown table."""
+    names = list(rows[0]["probe_r"])
+    head = "| step | success [95 % CI] | per seed | solved at start | val pred loss | "
+    head += "".join(f"probe r {n} | " for n in names)
+    lines = [head.rstrip(), "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        lo, hi = r["ci95"]
+        cells = [
+            str(r["step"]),
+            f"{100 * r['success_rate']:.1f} % [{100 * lo:.0f}-{100 * hi:.0f}]",
+            " / ".join(map(str, r["successes_per_seed"])),
+            f"{100 * r['solved_at_start']:.1f} %",
+            f"{r['val_pred_loss']:.4f}",
+            *(f"{r['probe_r'][n]:.3f}" for n in names),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path) -> None:
+    """Success with its interval, and every probe's r, against the step."""
+    steps = [r["step"] for r in rows]
+    with saved_figure(path, nrows=1, ncols=2, figsize=(11, 3.6)) as (_, axes):
+        rate = np.array([r["success_rate"] for r in rows])
+        ci = np.array([r["ci95"] for r in rows]).T
+        axes[0].errorbar(steps, 100 * rate, yerr=100 * np.abs(ci - rate), fmt="o-", capsize=3)
+        axes[0].set(xlabel="step", ylabel="success (%)", title="planning success [95 % CI]")
+        for name in rows[0]["probe_r"]:
+            axes[1].plot(steps, [r["probe_r"][name] for r in rows], "o-", label=name)
+        axes[1].set(xlabel="step", ylabel="linear probe r", title="probes (held-out episodes)")
+        if rows[0]["probe_r"]:
+            axes[1].legend(fontsize=7)

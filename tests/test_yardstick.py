@@ -1,0 +1,79 @@
+"""experiments/bench/yardstick.py: the data and batch plan both sides train on, and (with the
+reference interpreter, ``LEWM_TORCH_PYTHON``; BENCHMARKS.md) a tiny end-to-end comparison."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from experiments.bench import yardstick
+from experiments.configs.common import load_config
+from lewm_jax.data.clips import ClipSource
+from lewm_jax.data.datasets import load_episodes
+
+SPEC = "experiments/configs/lewm.py:test,env=push_t"
+TORCH_PYTHON = os.environ.get("LEWM_TORCH_PYTHON")
+
+
+def test_the_plan_is_the_clips_lewm_jax_trains_on_and_the_file_its_episodes(tmp_path):
+    config = load_config(SPEC)
+    info = yardstick.write_data(config, tmp_path)
+    assert info["steps"] == config.total_steps
+    plan = np.load(tmp_path / "plan.npz")
+    episodes = load_episodes(config.data, config.seed)
+    src = ClipSource(
+        episodes,
+        batch_size=config.batch_size,
+        num_frames=config.data.num_frames,
+        frameskip=config.data.frameskip,
+        seed=config.seed,
+        train_fraction=config.data.train_fraction,
+    )
+    rows = episodes.ep_offset[plan["episodes"]] + plan["starts"]
+    for step in range(config.total_steps):
+        np.testing.assert_array_equal(rows[step], src.clip_indices(step))
+    np.testing.assert_array_equal(plan["action_mean"], src.action_mean)
+    assert json.loads(str(plan["optim"]))["lr"] == config.optim.lr
+    # A clip never runs past its episode.
+    span = config.data.num_frames * config.data.frameskip
+    assert (plan["starts"] + span <= episodes.ep_len[plan["episodes"]]).all()
+    # Written once: a second call keeps both files as they are.
+    stamp = [(tmp_path / f).stat().st_mtime_ns for f in ("data.h5", "plan.npz")]
+    yardstick.write_data(config, tmp_path)
+    assert [(tmp_path / f).stat().st_mtime_ns for f in ("data.h5", "plan.npz")] == stamp
+
+
+def test_configs_the_original_cannot_train_are_refused_in_one_line():
+    config = load_config(SPEC)
+    with config.unlocked():
+        config.loss.regularizer = "vicreg"
+    with pytest.raises(ValueError, match="'vicreg'"):
+        yardstick.check_config(config)
+    with config.unlocked():
+        config.loss.regularizer, config.data.name = "sigreg", "hdf5"
+    with pytest.raises(ValueError, match="'hdf5'"):
+        yardstick.check_config(config)
+
+
+@pytest.mark.skipif(
+    not TORCH_PYTHON,
+    reason="set LEWM_TORCH_PYTHON to a python with torch and stable-worldmodel (BENCHMARKS.md)",
+)
+def test_both_sides_train_on_the_plan_and_are_evaluated_on_the_same_pairs(tmp_path):
+    out = tmp_path / "ys"
+    cmd = [sys.executable, "-m", "experiments.bench.yardstick", f"--config={SPEC}"]
+    cmd += [f"--out={out}", "--seeds=1", "--probe_episodes=10"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((out / "yardstick.json").read_text())
+    ours, theirs = result["lewm_jax"], result["original"]
+    assert ours["planning"]["protocol"] == theirs["planning"]["protocol"]
+    starts = [[e["start"], e["goal"]] for e in ours["planning"]["episodes_detail"]]
+    assert starts == [[e["start"], e["goal"]] for e in theirs["planning"]["episodes_detail"]]
+    curve = json.loads((out / "original_summary.json").read_text())["curve"]
+    assert len(curve) == load_config(SPEC).total_steps
+    assert all(np.isfinite(r["pred_loss"]) for r in curve)
+    assert "| original |" in done.stdout
