@@ -32,15 +32,14 @@ flags.mark_flag_as_required("workdir")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from lewm_jax.analysis.curve import format_markdown, learning_curve
-    from lewm_jax.training.run_dir import load_run
+    from lewm_jax.analysis.curve import format_markdown, learning_curve, run_config
 
     logging.set_verbosity(logging.WARNING)
     try:
         bad = [s for s in FLAGS.steps if not s.isdigit()]
         if bad:
             raise ValueError(f"--steps {bad}: expected step numbers, e.g. --steps=500,2000")
-        plan = load_run(FLAGS.workdir).config.planning.copy_and_resolve_references()
+        plan = run_config(FLAGS.workdir).planning.copy_and_resolve_references()
         for key, value in (
             ("planner", FLAGS.planner),
             ("num_episodes", FLAGS.episodes),

@@ -24,6 +24,7 @@ from lewm_jax.training.reporting import saved_figure
 
 def curve_steps(workdir, steps: list[int] | None = None) -> list[int]:
     """The checkpoint steps to evaluate: ``steps`` (each must be kept), else every kept one."""
+    run_config(workdir)  # a missing run fails here, before a checkpointer creates its folder
     kept = run_dir.checkpointer(workdir, async_save=False).all_steps()
     if not kept:
         raise FileNotFoundError(f"workdir {str(workdir)!r} holds no checkpoint")
@@ -33,6 +34,16 @@ def curve_steps(workdir, steps: list[int] | None = None) -> list[int]:
             f"workdir {str(workdir)!r} holds no checkpoint of steps {missing}; has {kept}"
         )
     return sorted(steps) if steps else kept
+
+
+def run_config(workdir):
+    """The stored config of the run in ``workdir`` (no checkpoint is read)."""
+    import ml_collections
+
+    stored = run_dir.read_config(workdir) if Path(workdir).is_dir() else None
+    if stored is None:
+        raise FileNotFoundError(f"workdir {str(workdir)!r} holds no training run")
+    return ml_collections.ConfigDict(stored)
 
 
 def _val_loss_at(workdir, step: int) -> float:
@@ -106,7 +117,7 @@ def learning_curve(
 
     workdir = Path(workdir)
     todo = curve_steps(workdir, steps)
-    config = run_dir.load_run(workdir, step=todo[0]).config
+    config = run_config(workdir)
     episodes = env_id = None
     k_data, k_probe = jax.random.split(jax.random.key(probe_seed))
     if probe_episodes:
