@@ -1,6 +1,6 @@
 """Learning curve of a run: planning success and probe r at every checkpoint it kept.
 
-  python -m experiments.train --config experiments/configs/lewm.py:cpu,env=push_t \
+  python -m experiments.train --config experiments/configs/push_t.py \
       --workdir runs/pusht                      # keeps steps 500, 1000, 1500, 2000
   python -m experiments.curve --workdir runs/pusht --seeds=2
   python -m experiments.curve --workdir runs/pusht --steps=500,2000 --probe_episodes=0

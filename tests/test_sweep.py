@@ -107,3 +107,31 @@ def test_bad_sweeps_fail_in_one_line_before_anything_runs(tmp_path, body, flags,
     assert out.returncode == 1 and message in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "sweep").exists()
+
+
+CONFIG_FILES = sorted(
+    p for p in (ROOT / "experiments" / "configs").glob("*.py") if "def get_config" in p.read_text()
+)
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("size", ["cpu", "test"])
+def test_every_config_file_builds_and_validates_its_sweep(path, size):
+    """Each experiment config file loads at every CI-relevant size, and every point of its
+    sweep derives a config that passes validation (frame size vs patch, widths, data)."""
+    from experiments.configs.common import load_module
+    from lewm_jax.validate import validate_config
+
+    module = load_module(str(path))
+    base = module.get_config(size)
+    if base.data.name == "hdf5":  # a file dataset is named on the command line
+        base.data.path = "episodes.h5"
+    validate_config(base)
+    if hasattr(module, "sweep"):
+        points = sweep.grid(module.sweep, size)
+        assert len(sweep.configs(base, points)) == len(points)
+
+
+def test_a_sweep_point_whose_frames_do_not_fit_the_patch_fails_in_one_line():
+    with pytest.raises(ValueError, match=r"image_size=100.*not a multiple of the patch size 8"):
+        sweep.configs(lewm.get_config("test"), [{"data.image_size": 100, "model.encoder": "Mu/8"}])

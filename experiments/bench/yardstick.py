@@ -19,7 +19,7 @@ Every stage keeps what an earlier call wrote (a stage whose output exists is ski
 killed run resumes at the stage it was in), and ``--stages`` runs some of them:
 
   LEWM_TORCH_PYTHON=/work/ref-venv/bin/python python -m experiments.bench.yardstick \\
-      --config=experiments/configs/lewm.py:cpu,env=push_t --out=runs/yardstick_pusht
+      --config=experiments/configs/push_t.py --out=runs/yardstick_pusht
 """
 
 import json
@@ -37,7 +37,7 @@ STAGES = ("data", "lewm_jax", "original", "evaluate")
 
 def define_flags():
     """Defines the flags (only when run as a script, so that tests can import this module)."""
-    flags.DEFINE_string("config", "experiments/configs/lewm.py:cpu,env=push_t", "Config[:arg].")
+    flags.DEFINE_string("config", "experiments/configs/push_t.py", "Config[:arg].")
     flags.DEFINE_string("out", None, "Directory of the comparison (data, both runs, report).")
     flags.DEFINE_list("stages", list(STAGES), f"Stages to run, of {STAGES}.")
     flags.DEFINE_integer("seeds", 3, "Evaluation seeds (config.planning.seed, +1, ...).")

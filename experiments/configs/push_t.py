@@ -1,0 +1,44 @@
+"""Push-T at the cpu size: lewm.py's ``cpu,env=push_t`` with a longer run, and the screening.
+
+Run (the recipe of this file; result and minutes: RESULTS.md, "Push-T recipe screening"):
+  python -m experiments.train --config experiments/configs/push_t.py --workdir runs/push_t
+  python -m experiments.curve --workdir runs/push_t --seeds=2
+Screening (every candidate at one short budget, planned over 2 seeds; probes per point with
+``python -m experiments.probe --workdir runs/push_t_screen/<point>``):
+  python -m experiments.sweep --config experiments/configs/push_t.py \
+      --workdir runs/push_t_screen --config.total_steps=500 --config.planning.num_seeds=2
+Args: ``size`` (``cpu`` by default; ``test`` for CI).
+"""
+
+import ml_collections
+
+from experiments.configs import lewm
+from experiments.configs.common import parse_arg
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """Returns the Push-T config of size ``arg`` (see the module docstring)."""
+    arg = parse_arg(arg, size="cpu")
+    c = lewm.get_config(f"{arg.size},env=push_t")
+    if arg.size == "cpu":
+        # Expert episodes as long as the official ones (200 steps) and 4.4x the Two-Room
+        # steps; the learning curve's points are the kept checkpoints (25/50/75/100 %).
+        c.total_steps = 2000
+        c.data.num_episodes, c.data.episode_len = 1000, 200
+        c.keep_checkpoints_every = 500
+    return c
+
+
+def sweep(add, arg: str | None = None):
+    """The screened candidates, one change each from the base: frame size with the patch
+    that keeps 64 tokens (success needs the block within 2.5 px of a 64 px frame, 5 px of a
+    128 px one), the latent width (the paper: success falls below ~184), and the data
+    (the expert with random actions mixed in, as the paper's noisy replays)."""
+    if parse_arg(arg, size="cpu").size == "test":
+        add(**{"data.image_size": 32, "model.encoder": "Mu/8"})
+        add(**{"data.image_size": 64, "model.encoder": "Mu/16"})
+        return
+    add(**{"data.image_size": 64, "model.encoder": "Mi/8"})  # the base
+    add(**{"data.image_size": 128, "model.encoder": "Mi/16"})
+    add(**{"model.latent_dim": 192})
+    add(**{"data.policy": "noisy"})

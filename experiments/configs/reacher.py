@@ -1,0 +1,48 @@
+"""Reacher at the cpu size: lewm.py's ``cpu,env=reacher`` with a longer run, and the screening.
+
+Run (the recipe of this file; result and minutes: RESULTS.md, "Reacher at the cpu size"):
+  python -m experiments.train --config experiments/configs/reacher.py --workdir runs/reacher
+  python -m experiments.curve --workdir runs/reacher --seeds=2
+Screening (every candidate at one short budget, planned over 2 seeds; probes per point with
+``python -m experiments.probe --workdir runs/reacher_screen/<point>``):
+  python -m experiments.sweep --config experiments/configs/reacher.py \
+      --workdir runs/reacher_screen --config.total_steps=500 --config.planning.num_seeds=2
+Args: ``size`` (``cpu`` by default; ``test`` for CI).
+"""
+
+import ml_collections
+
+from experiments.configs import lewm
+from experiments.configs.common import parse_arg
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """Returns the Reacher config of size ``arg`` (see the module docstring)."""
+    arg = parse_arg(arg, size="cpu")
+    c = lewm.get_config(f"{arg.size},env=reacher")
+    if arg.size == "cpu":
+        # As Push-T (push_t.py): 200-step expert episodes, 2000 steps, kept checkpoints.
+        c.total_steps = 2000
+        c.data.num_episodes, c.data.episode_len = 1000, 200
+        c.keep_checkpoints_every = 500
+        # Success needs every joint within 0.05 rad; such an error changes 37 pixels of a
+        # 64 px frame but 75 of a 96 px one, and 96 px with 12 px patches keeps the 64
+        # tokens (and the s/step) of 64 px with 8 px patches: BENCHMARKS.md, "Reacher size".
+        c.data.image_size = 96
+        c.model.encoder = "Mi/12"
+    return c
+
+
+def sweep(add, arg: str | None = None):
+    """The screened candidates, one change each from the base (96 px frames, 12 px patches):
+    64 and 128 px frames with the patch that keeps 64 tokens, the latent width, and half the
+    episodes with uniform random actions (the released Reacher file holds only those)."""
+    if parse_arg(arg, size="cpu").size == "test":
+        add(**{"data.image_size": 32, "model.encoder": "Mu/8"})
+        add(**{"data.policy": "expert:0.5,random:0.5"})
+        return
+    add(**{"data.image_size": 96, "model.encoder": "Mi/12"})  # the base
+    add(**{"data.image_size": 64, "model.encoder": "Mi/8"})
+    add(**{"data.image_size": 128, "model.encoder": "Mi/16"})
+    add(**{"model.latent_dim": 192})
+    add(**{"data.policy": "expert:0.5,random:0.5"})
