@@ -1,6 +1,6 @@
 """Real multi-host training: 2 processes x 4 CPU devices (gloo) against 1 process x 8.
 
-The processes are started by ``experiments/launch.sh local 2``, the launcher the README
+The processes are started by ``experiments/launch.sh local 2``, the launcher docs/multihost.md
 documents, with explicit ``--coordinator_address/--num_processes/--process_id``.
 """
 
