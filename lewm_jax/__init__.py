@@ -13,8 +13,8 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "effective_rank": "lewm_jax.analysis.metrics",
-    "mean_std": "lewm_jax.analysis.metrics",
+    "effective_rank": "lewm_jax.metrics",
+    "mean_std": "lewm_jax.metrics",
     "epps_pulley_weights": "lewm_jax.losses",
     "lewm_loss": "lewm_jax.losses",
     "prediction_loss": "lewm_jax.losses",

@@ -7,8 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lewm_jax import losses
-from lewm_jax.analysis import metrics
+from lewm_jax import losses, metrics
 
 
 def gaussian(n=2048, d=16, seed=0):

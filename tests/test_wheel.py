@@ -32,7 +32,7 @@ import lewm_jax
 jax_free = "jax" not in sys.modules  # the re-exports are imported on first use
 import jax, jax.numpy as jnp
 from lewm_jax import effective_rank, sigreg
-from lewm_jax.analysis.metrics import collapse_metrics
+from lewm_jax.metrics import collapse_metrics
 
 z = jax.random.normal(jax.random.key(0), (256, 32))  # (B, D) ~ N(0, I)
 line = z[:, :1] * jnp.ones((1, 32))  # every latent on one line: collapsed

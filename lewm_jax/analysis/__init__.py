@@ -1,5 +1,5 @@
-"""Analysis of trained runs: ``metrics`` (collapse indicators, also logged in training),
-``probe`` (physical-state probes), ``surprise`` (violation of expectation) and ``ablation``
-(the anti-collapse ablation). Nothing is imported here: ``metrics`` needs only the core
-install (jax, chex, numpy), while ``ablation`` pulls in training (the ``train`` extra).
+"""Analysis of trained runs: ``probe`` (physical-state probes), ``surprise`` (violation of
+expectation), ``ablation`` (the anti-collapse ablation), ``sweep`` and ``curve``. Nothing is
+imported here: most pull in training (the ``train`` extra). The collapse indicators, which
+the core install and training share, are ``lewm_jax.metrics``.
 """

@@ -6,8 +6,7 @@ Shape letters: B batch, T frames, H/W pixels, A action-block width, D latent.
 import jax
 import optax
 
-from lewm_jax import losses
-from lewm_jax.analysis import metrics
+from lewm_jax import losses, metrics
 from lewm_jax.models import JEPA
 from lewm_jax.training import ema, objectives
 from lewm_jax.training.state import TrainState
