@@ -1,6 +1,7 @@
 """Sweeps: the grid of a config's sweep(), shards, commands, runs, reuse and the table."""
 
 import csv
+import json
 import math
 import subprocess
 import sys
@@ -62,6 +63,12 @@ def test_the_test_sweep_trains_reports_and_reuses_finished_points(tmp_path):
     assert len(calls) == 2  # finished points are reused, not retrained
     (tmp_path / "sweep.md").unlink()
     assert sweep.report(base, tmp_path, points) == table  # rebuilt from the run dirs alone
+    # A point probed afterwards (experiments.probe writes probe.json) gets its r columns.
+    probe = {"names": ["x", "y"], "linear": {"x": {"pearson_r": 0.5}, "y": {"pearson_r": 0.25}}}
+    (tmp_path / sweep.point_name(points[1]) / "probe.json").write_text(json.dumps(probe))
+    probed = sweep.report(base, tmp_path, points)
+    assert (probed[1]["probe_r:x"], probed[1]["probe_r:y"]) == (0.5, 0.25)
+    assert "probe_r:x" not in probed[0] and "| probe_r:x |" in (tmp_path / "sweep.md").read_text()
 
 
 def _cli(tmp_path, config_file, *flags):

@@ -168,8 +168,8 @@ def run(base, workdir, points, *, population=1, train_fn=None, plan_fn=None, pro
 
 def report(base, workdir, points: list[dict]) -> list[dict]:
     """The results table of the grid's points that have started, from their run
-    directories alone (metrics, planning report, record when present); also written as
-    ``sweep.md``, ``sweep.csv`` and ``sweep.png`` in ``workdir``."""
+    directories alone (metrics, planning report, record and linear probe r when present);
+    also written as ``sweep.md``, ``sweep.csv`` and ``sweep.png`` in ``workdir``."""
     from lewm_jax.planning.evaluate import report_stem
 
     workdir = Path(workdir)
@@ -184,6 +184,8 @@ def report(base, workdir, points: list[dict]) -> list[dict]:
         plan = run_dir.read_json(plan_file) if plan_file.exists() else {}
         record_file = directory / RECORD_FILE
         record = run_dir.read_json(record_file) if record_file.exists() else {}
+        probe_file = directory / "probe.json"  # python -m experiments.probe --workdir <point>
+        probe = run_dir.read_json(probe_file, "probe report") if probe_file.exists() else {}
         ci = plan.get("ci95", (math.nan, math.nan))
         table.append(
             {
@@ -197,6 +199,7 @@ def report(base, workdir, points: list[dict]) -> list[dict]:
                 "train_s": record.get("train_s", math.nan),
                 "population": record.get("population", 1),
                 "plan_s": record.get("plan_s", math.nan),
+                **{f"probe_r:{n}": probe["linear"][n]["pearson_r"] for n in probe.get("names", ())},
             }
         )
     if not table:
