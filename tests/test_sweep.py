@@ -142,3 +142,10 @@ def test_every_config_file_builds_and_validates_its_sweep(path, size):
 def test_a_sweep_point_whose_frames_do_not_fit_the_patch_fails_in_one_line():
     with pytest.raises(ValueError, match=r"image_size=100.*not a multiple of the patch size 8"):
         sweep.configs(lewm.get_config("test"), [{"data.image_size": 100, "model.encoder": "Mu/8"}])
+
+
+def test_the_plot_orders_text_overrides_beside_numbers(tmp_path):
+    row = {"success_rate": 0.1, "z_rank": 1.0, "z_std": 1.0}
+    table = [{"override:model.encoder": e, **row} for e in ("Mi/8", "Mi/16")]
+    sweep.plot(table, tmp_path / "s.png")  # encoders are not numbers: no float() of them
+    assert (tmp_path / "s.png").stat().st_size > 0

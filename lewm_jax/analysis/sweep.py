@@ -225,6 +225,14 @@ def format_markdown(table: list[dict], columns: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _order(value):
+    """Numbers in numeric order, then any other values (e.g. "Mi/8") in text order."""
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
+
+
 def plot(table: list[dict], path) -> None:
     """Success and collapse metrics (effective rank, z std) against each swept value,
     averaged over the other overrides (e.g. seeds) with their spread."""
@@ -236,7 +244,7 @@ def plot(table: list[dict], path) -> None:
     ):
         axes = axes.reshape(len(swept), 3)
         for row, key in zip(axes, swept, strict=True):
-            values = sorted({r[key] for r in table if key in r}, key=float)
+            values = sorted({r[key] for r in table if key in r}, key=_order)
             for ax, (metric, title) in zip(row, keys, strict=True):
                 groups = [[r[metric] for r in table if r.get(key) == v] for v in values]
                 means = [sum(g) / len(g) for g in groups]
