@@ -1,4 +1,5 @@
-"""Helpers shared by configs: parsing of ``:arg`` strings."""
+"""Helpers shared by configs: parsing of ``:arg`` strings, loading, and the cpu run of the
+environments with 200-step expert episodes."""
 
 import ml_collections
 
@@ -80,3 +81,12 @@ def check_config_flags(argv: list[str], default_spec: str) -> None:
                     f"{', '.join(fields)}"
                 )
             node, walked = node[name], walked + [name]
+
+
+def long_expert_run(c: ml_collections.ConfigDict) -> None:
+    """Sets the cpu run of Push-T and Reacher (push_t.py, reacher.py) on ``c``: expert
+    episodes as long as the official ones (200 steps), 4.4x the Two-Room steps, and the
+    learning curve's points kept as checkpoints (25/50/75/100 %)."""
+    c.total_steps = 2000
+    c.data.num_episodes, c.data.episode_len = 1000, 200
+    c.keep_checkpoints_every = 500

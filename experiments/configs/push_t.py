@@ -13,7 +13,7 @@ Args: ``size`` (``cpu`` by default; ``test`` for CI).
 import ml_collections
 
 from experiments.configs import lewm
-from experiments.configs.common import parse_arg
+from experiments.configs.common import long_expert_run, parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -21,13 +21,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     arg = parse_arg(arg, size="cpu")
     c = lewm.get_config(f"{arg.size},env=push_t")
     if arg.size == "cpu":
-        # Expert episodes as long as the official ones (200 steps) and 4.4x the Two-Room
-        # steps; the learning curve's points are the kept checkpoints (25/50/75/100 %).
         # 64 px frames, latent 128 and expert-only data: no screened candidate did better
         # at 500 steps (RESULTS.md, "Push-T recipe screening").
-        c.total_steps = 2000
-        c.data.num_episodes, c.data.episode_len = 1000, 200
-        c.keep_checkpoints_every = 500
+        long_expert_run(c)
     return c
 
 

@@ -13,7 +13,7 @@ Args: ``size`` (``cpu`` by default; ``test`` for CI).
 import ml_collections
 
 from experiments.configs import lewm
-from experiments.configs.common import parse_arg
+from experiments.configs.common import long_expert_run, parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -21,10 +21,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     arg = parse_arg(arg, size="cpu")
     c = lewm.get_config(f"{arg.size},env=reacher")
     if arg.size == "cpu":
-        # As Push-T (push_t.py): 200-step expert episodes, 2000 steps, kept checkpoints.
-        c.total_steps = 2000
-        c.data.num_episodes, c.data.episode_len = 1000, 200
-        c.keep_checkpoints_every = 500
+        long_expert_run(c)
         # Success needs every joint within 0.05 rad; such an error changes 37 pixels of a
         # 64 px frame but 75 of a 96 px one, and 96 px with 12 px patches keeps the 64
         # tokens (and the s/step) of 64 px with 8 px patches: BENCHMARKS.md, "Reacher size".
