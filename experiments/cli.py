@@ -13,6 +13,16 @@ def exit_with_error(e: BaseException) -> None:
     sys.exit(f"error: {lines[0] if lines else type(e).__name__}")
 
 
+def with_overrides(section, **values):
+    """A resolved copy of a stored run's config ``section`` with every value that is not
+    None set: the command-line overrides (None = the flag was not given)."""
+    out = section.copy_and_resolve_references()
+    for key, value in values.items():
+        if value is not None:
+            out[key] = value
+    return out
+
+
 def parse_rgb(values: list[str], *, flag: str) -> tuple[float, float, float]:
     """``["R", "G", "B"]`` -> floats in [0, 255]; a one-line ValueError naming ``flag``."""
     try:

@@ -14,7 +14,7 @@ plot to ``curve.png`` (:mod:`lewm_jax.analysis.curve`).
 
 from absl import app, flags, logging
 
-from experiments.cli import exit_with_error
+from experiments.cli import exit_with_error, with_overrides
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training run directory (config.json + checkpoints).")
@@ -39,15 +39,13 @@ def main(argv):
         bad = [s for s in FLAGS.steps if not s.isdigit()]
         if bad:
             raise ValueError(f"--steps {bad}: expected step numbers, e.g. --steps=500,2000")
-        plan = run_config(FLAGS.workdir).planning.copy_and_resolve_references()
-        for key, value in (
-            ("planner", FLAGS.planner),
-            ("num_episodes", FLAGS.episodes),
-            ("seed", FLAGS.seed),
-            ("num_seeds", FLAGS.seeds),
-        ):
-            if value is not None:
-                plan[key] = value
+        plan = with_overrides(
+            run_config(FLAGS.workdir).planning,
+            planner=FLAGS.planner,
+            num_episodes=FLAGS.episodes,
+            seed=FLAGS.seed,
+            num_seeds=FLAGS.seeds,
+        )
         rows = learning_curve(
             FLAGS.workdir,
             plan,

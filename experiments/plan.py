@@ -25,7 +25,7 @@ import json
 
 from absl import app, flags, logging
 
-from experiments.cli import exit_with_error
+from experiments.cli import exit_with_error, with_overrides
 from experiments.configs.common import load_config
 
 FLAGS = flags.FLAGS
@@ -59,20 +59,17 @@ flags.mark_flag_as_required("workdir")
 
 def plan_config_from_flags(stored):
     """The run's planning config with the command-line overrides applied (a copy)."""
-    plan = stored.planning.copy_and_resolve_references()
-    overrides = {
-        "num_episodes": FLAGS.episodes,
-        "horizon": FLAGS.horizon,
-        "receding": FLAGS.receding,
-        "budget": FLAGS.budget,
-        "seed": FLAGS.seed,
-        "num_seeds": FLAGS.seeds,
-        "pairs": FLAGS.pairs,
-        "cost": FLAGS.cost,
-    }
-    for k, v in overrides.items():
-        if v is not None:
-            plan[k] = v
+    plan = with_overrides(
+        stored.planning,
+        num_episodes=FLAGS.episodes,
+        horizon=FLAGS.horizon,
+        receding=FLAGS.receding,
+        budget=FLAGS.budget,
+        seed=FLAGS.seed,
+        num_seeds=FLAGS.seeds,
+        pairs=FLAGS.pairs,
+        cost=FLAGS.cost,
+    )
     if FLAGS.horizon is not None and FLAGS.receding is None:
         plan.receding = min(plan.receding, FLAGS.horizon)
     return plan
