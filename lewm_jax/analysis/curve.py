@@ -113,6 +113,7 @@ def learning_curve(
     """
     import jax
 
+    from lewm_jax.analysis.probe import linear_r
     from lewm_jax.data import datasets
 
     workdir = Path(workdir)
@@ -137,7 +138,7 @@ def learning_curve(
         }
         if episodes is not None:
             probe = _probes(workdir, step, episodes, env_id, k_probe, probe_seed)
-            row["probe_r"] = {n: probe["linear"][n]["pearson_r"] for n in probe["names"]}
+            row["probe_r"] = linear_r(probe)
         rows.append(row)
         if progress:
             print(format_markdown([row]).splitlines()[-1], flush=True)

@@ -294,6 +294,11 @@ def encode_frames(model, variables, pixels, *, batch: int = 256) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
+def linear_r(report: dict) -> dict[str, float]:
+    """The linear probe's Pearson r per quantity of a :func:`run_probes` report."""
+    return {name: report["linear"][name]["pearson_r"] for name in report["names"]}
+
+
 def run_probes(
     model,
     variables,

@@ -170,6 +170,7 @@ def report(base, workdir, points: list[dict]) -> list[dict]:
     """The results table of the grid's points that have started, from their run
     directories alone (metrics, planning report, record and linear probe r when present);
     also written as ``sweep.md``, ``sweep.csv`` and ``sweep.png`` in ``workdir``."""
+    from lewm_jax.analysis.probe import linear_r
     from lewm_jax.planning.evaluate import report_stem
 
     workdir = Path(workdir)
@@ -184,8 +185,11 @@ def report(base, workdir, points: list[dict]) -> list[dict]:
         plan = run_dir.read_json(plan_file) if plan_file.exists() else {}
         record_file = directory / RECORD_FILE
         record = run_dir.read_json(record_file) if record_file.exists() else {}
-        probe_file = directory / "probe.json"  # python -m experiments.probe --workdir <point>
-        probe = run_dir.read_json(probe_file, "probe report") if probe_file.exists() else {}
+        # python -m experiments.probe --workdir <point> writes it
+        probe_file = run_dir.report_path(directory, "probe", ".json")
+        probe_r = (
+            linear_r(run_dir.read_json(probe_file, "probe report")) if probe_file.exists() else {}
+        )
         ci = plan.get("ci95", (math.nan, math.nan))
         table.append(
             {
@@ -199,7 +203,7 @@ def report(base, workdir, points: list[dict]) -> list[dict]:
                 "train_s": record.get("train_s", math.nan),
                 "population": record.get("population", 1),
                 "plan_s": record.get("plan_s", math.nan),
-                **{f"probe_r:{n}": probe["linear"][n]["pearson_r"] for n in probe.get("names", ())},
+                **{f"probe_r:{name}": r for name, r in probe_r.items()},
             }
         )
     if not table:
