@@ -65,5 +65,5 @@ def test_bad_sections_fail_before_training_writes_anything(tmp_path, overrides, 
 
 
 def test_shipped_configs_are_valid():
-    for arg in ("paper", "cpu", "ablation", "test", "cpu,env=push_t", "cpu,env=cube"):
+    for arg in ("paper", "cpu", "ablation", "test", "cpu,env=push_t", "cpu,env=reacher"):
         validate_config(get_config(arg))
