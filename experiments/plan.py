@@ -91,8 +91,9 @@ def parse_settings(text: str) -> dict:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from lewm_jax.planning.evaluate import evaluate_planning, format_report
+    from lewm_jax.planning.evaluate import evaluate_planning
     from lewm_jax.planning.registry import check_planner
+    from lewm_jax.planning.report import format_report
     from lewm_jax.training.run_dir import load_run
 
     logging.set_verbosity(logging.WARNING)

@@ -64,7 +64,7 @@ def main(argv):
             raise
         exit_with_error(e)
     from lewm_jax.planning.evaluate import evaluate_planning
-    from lewm_jax.training.train import train_and_evaluate
+    from lewm_jax.run import train_and_evaluate
 
     logging.set_verbosity(logging.WARNING)
     main_host = jax.process_index() == 0
@@ -72,6 +72,13 @@ def main(argv):
         summary = train_and_evaluate(config, FLAGS.workdir)
         if main_host:
             print(json.dumps(summary, indent=2))
+        first, stop = summary["batch_rows"]
+        print(
+            f"lewm_jax: process {jax.process_index()} of {jax.process_count()} read "
+            f"{summary['clips_read']} training clips (rows {first}-{stop - 1} of each batch of "
+            f"{config.batch_size})",
+            flush=True,
+        )
         if config.planning.enabled and jax.process_count() > 1:
             # Planning is single-host work; process 0 alone would hold the others in JAX's
             # shutdown barrier past its deadline. It reads the shared run directory later.

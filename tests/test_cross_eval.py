@@ -11,7 +11,7 @@ import pytest
 from experiments.bench import cross_eval
 from experiments.configs.lewm import get_config
 from lewm_jax.planning.evaluate import evaluate_planning
-from lewm_jax.training.train import train_and_evaluate
+from lewm_jax.run import train_and_evaluate
 
 TORCH_PYTHON = os.environ.get("LEWM_TORCH_PYTHON")
 

@@ -6,7 +6,7 @@ import pytest
 
 from experiments.configs.lewm import get_config
 from lewm_jax.analysis.curve import learning_curve
-from lewm_jax.training.train import train_and_evaluate
+from lewm_jax.run import train_and_evaluate
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from lewm_jax.analysis import probe
 from lewm_jax.data import datasets
 from lewm_jax.envs import base, render
 from lewm_jax.planning.evaluate import evaluate_planning
+from lewm_jax.run import train_and_evaluate
 from lewm_jax.training import run_dir
-from lewm_jax.training.train import train_and_evaluate
 
 SIZE = 32
 

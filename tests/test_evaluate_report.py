@@ -9,9 +9,11 @@ import pytest
 from experiments.configs.lewm import get_config
 from lewm_jax.data import datasets
 from lewm_jax.planning import closed_loop
-from lewm_jax.planning.evaluate import check_planning_config, evaluate_planning, pair_episodes
+from lewm_jax.planning.checks import check_planning_config
+from lewm_jax.planning.evaluate import evaluate_planning
+from lewm_jax.planning.pairs import pair_episodes
 from lewm_jax.planning.report import format_report
-from lewm_jax.training.train import train_and_evaluate
+from lewm_jax.run import train_and_evaluate
 
 PROTOCOL_KEYS = {
     "env",

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from experiments.configs.lewm import get_config
+from lewm_jax.run import train_and_evaluate
 from lewm_jax.training.checkpoint import Checkpointer
-from lewm_jax.training.train import train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "experiments/configs/lewm.py:test"

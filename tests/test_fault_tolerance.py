@@ -18,9 +18,9 @@ import pytest
 
 from experiments.configs.lewm import get_config
 from lewm_jax.data.clips import ClipSource
+from lewm_jax.run import train_and_evaluate
 from lewm_jax.training import checkpoint, run_dir
 from lewm_jax.training.run_dir import METRICS_FILE
-from lewm_jax.training.train import train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,7 @@ KILLED_MID_SAVE = """
 import json, os, signal, sys
 from orbax.checkpoint._src.path import async_path
 from experiments.configs.lewm import get_config
-from lewm_jax.training.train import train_and_evaluate
+from lewm_jax.run import train_and_evaluate
 
 workdir, kill_step, overrides = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 write_text = async_path.write_text

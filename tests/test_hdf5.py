@@ -162,8 +162,8 @@ def _hdf5_config(path, **data):
 def test_training_streams_the_file_through_grain_workers(tmp_path):
     """A 24 px file trained at 32 px: clips read on demand by a worker process, resized."""
     from lewm_jax.data.episodes import action_stats
+    from lewm_jax.run import train_and_evaluate
     from lewm_jax.training import run_dir
-    from lewm_jax.training.train import train_and_evaluate
 
     path = _official_file(tmp_path / "d.h5", lens=(100, 100, 100))
     summary = train_and_evaluate(_hdf5_config(path, num_workers=1), str(tmp_path / "run"))
@@ -177,7 +177,7 @@ def test_training_streams_the_file_through_grain_workers(tmp_path):
 
 @pytest.mark.parametrize("problem", ["missing", "not_hdf5", "action_dim", "other_env"])
 def test_bad_dataset_files_fail_in_one_line_before_the_workdir_is_made(tmp_path, problem):
-    from lewm_jax.training.train import train_and_evaluate
+    from lewm_jax.run import train_and_evaluate
 
     path = tmp_path / "d.h5"
     if problem == "not_hdf5":

@@ -98,7 +98,7 @@ def test_a_bad_cube_state_fails_in_one_line():
 def test_a_cube_run_trains_on_its_file_and_plans_in_the_simulator(collected, tmp_path):
     from experiments.configs.lewm import get_config
     from lewm_jax.planning.evaluate import evaluate_planning
-    from lewm_jax.training.train import train_and_evaluate
+    from lewm_jax.run import train_and_evaluate
 
     episodes, _ = collected
     path = tmp_path / "cube.h5"

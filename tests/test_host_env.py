@@ -105,8 +105,9 @@ def test_bad_host_environments_fail_in_one_line():
 def test_a_jax_reacher_run_is_evaluated_in_dm_control_from_the_same_pairs(tmp_path):
     from experiments.configs.lewm import get_config
     from lewm_jax.planning.closed_loop import sample_eval_episodes
-    from lewm_jax.planning.evaluate import evaluate_planning, pair_episodes
-    from lewm_jax.training.train import train_and_evaluate
+    from lewm_jax.planning.evaluate import evaluate_planning
+    from lewm_jax.planning.pairs import pair_episodes
+    from lewm_jax.run import train_and_evaluate
 
     config = get_config("test,env=reacher")
     config.total_steps, config.planning.enabled = 1, False

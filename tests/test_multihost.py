@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from experiments.configs.lewm import get_config
+from lewm_jax.run import train_and_evaluate
 from lewm_jax.training import run_dir
-from lewm_jax.training.train import train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 # Adam's eps well above the rounding noise: parameters whose gradient is exactly zero

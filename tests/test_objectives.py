@@ -14,12 +14,12 @@ from lewm_jax.analysis import ablation
 from lewm_jax.data import datasets
 from lewm_jax.data.clips import ClipSource
 from lewm_jax.models import build_model
+from lewm_jax.run import train_and_evaluate
 from lewm_jax.training import checkpoint, objectives, run_dir, sharding
 from lewm_jax.training import step as step_lib
 from lewm_jax.training.optim import make_optimizer
 from lewm_jax.training.state import init_train_state
 from lewm_jax.training.step import make_train_step
-from lewm_jax.training.train import train_and_evaluate
 
 # The default (sigreg) step is covered by tests/test_train.py; "none" runs here with EMA.
 CASES = {

@@ -10,9 +10,9 @@ import pytest
 from experiments.configs.lewm import get_config
 from lewm_jax.analysis import sweep
 from lewm_jax.analysis.runs import derive_config
+from lewm_jax.run import train_and_evaluate
 from lewm_jax.training import run_dir
 from lewm_jax.training.population import check_population, train_population
-from lewm_jax.training.train import train_and_evaluate
 
 # Adam's eps well above float rounding: parameters whose gradient is exactly zero (the
 # ViT's final LayerNorm bias, a norm bias before a BatchNorm) otherwise turn the rounding

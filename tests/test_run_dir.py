@@ -10,8 +10,8 @@ import pytest
 from experiments.configs.lewm import get_config
 from lewm_jax.data import datasets
 from lewm_jax.data.episodes import action_stats
+from lewm_jax.run import train_and_evaluate
 from lewm_jax.training import run_dir
-from lewm_jax.training.train import train_and_evaluate
 
 
 @pytest.fixture(scope="module")

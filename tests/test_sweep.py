@@ -38,7 +38,7 @@ def test_bad_shards(spec):
 
 def test_the_test_sweep_trains_reports_and_reuses_finished_points(tmp_path):
     """The CI sweep: 2 tiny points trained for real, then the table from the run dirs."""
-    from lewm_jax.training.train import train_and_evaluate
+    from lewm_jax.run import train_and_evaluate
 
     base, points = lewm.get_config("test"), sweep.grid(lewm.sweep, "test")
     calls = []
@@ -127,7 +127,7 @@ def test_every_config_file_builds_and_validates_its_sweep(path, size):
     """Each experiment config file loads at every CI-relevant size, and every point of its
     sweep derives a config that passes validation (frame size vs patch, widths, data)."""
     from experiments.configs.common import load_module
-    from lewm_jax.validate import validate_config
+    from lewm_jax.run import validate_config
 
     module = load_module(str(path))
     base = module.get_config(size)

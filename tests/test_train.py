@@ -12,12 +12,12 @@ from experiments.configs.lewm import get_config
 from lewm_jax.data import datasets
 from lewm_jax.data.clips import ClipSource
 from lewm_jax.models import build_model
+from lewm_jax.run import train_and_evaluate
 from lewm_jax.training import sharding
 from lewm_jax.training.checkpoint import Checkpointer
 from lewm_jax.training.optim import make_optimizer
 from lewm_jax.training.state import init_train_state
 from lewm_jax.training.step import make_eval_step, make_train_step
-from lewm_jax.training.train import train_and_evaluate
 
 
 def _setup(config):

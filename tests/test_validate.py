@@ -3,8 +3,7 @@
 import pytest
 
 from experiments.configs.lewm import get_config
-from lewm_jax.training.train import train_and_evaluate
-from lewm_jax.validate import validate_config
+from lewm_jax.run import train_and_evaluate, validate_config
 
 
 def _with(**overrides):

@@ -40,7 +40,7 @@ def define_flags():
 def eval_pairs(config, report: dict) -> list[dict]:
     """Per seed of ``report``, the start/goal physical states and our per-episode outcomes."""
     from lewm_jax.planning import closed_loop
-    from lewm_jax.planning.evaluate import pair_episodes
+    from lewm_jax.planning.pairs import pair_episodes
 
     protocol = report["protocol"]
     plan_config = config.planning.copy_and_resolve_references()

@@ -51,15 +51,16 @@ def _members(size: str, dataset: str, count: int, workdir: str):
     return members, mesh
 
 
-def _time_steps(program, state, steps: int, repeats: int) -> tuple[list[float], object]:
-    """Seconds per step of each repeat (warm-up step first, not timed)."""
-    state, m = program.step(state, program.batch(0))
+def _time_steps(program, batch, state, steps: int, repeats: int) -> tuple[list[float], object]:
+    """Seconds per step of each repeat (warm-up step first, not timed); ``batch(step)``
+    gives the program's host batch of a step."""
+    state, m = program.step(state, batch(0))
     jax.block_until_ready(m)
     times = []
     for r in range(repeats):
         t0 = time.perf_counter()
         for s in range(steps):
-            state, m = program.step(state, program.batch(1 + r * steps + s))
+            state, m = program.step(state, batch(1 + r * steps + s))
         jax.block_until_ready((state, m))
         times.append((time.perf_counter() - t0) / steps)
     return times, state
@@ -78,10 +79,11 @@ def time_population(size: str, dataset: str, count: int, steps: int, repeats: in
             out_shardings=sharding.replicated(mesh),
         )
         alone = Program(members[:1], model, mesh)
-        t_alone, _ = _time_steps(alone, init(jax.random.key(0)), steps, repeats)
+        first = init(jax.random.key(0))
+        t_alone, _ = _time_steps(alone, members[0].train_src.batch, first, steps, repeats)
         population = PopulationProgram(members, model, mesh)
         states = population.stack([init(jax.random.key(i)) for i in range(count)])
-        t_pop, _ = _time_steps(population, states, steps, repeats)
+        t_pop, _ = _time_steps(population, population.batch, states, steps, repeats)
     b = config.batch_size
     sequential = [t * count for t in t_alone]  # M members one after another
     return {

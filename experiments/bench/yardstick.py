@@ -107,7 +107,7 @@ def write_data(config, out: Path) -> dict:
 
 def train_lewm_jax(config, out: Path) -> dict:
     """Stage 2: lewm_jax trained in ``<out>/lewm_jax``; returns its summary (kept on disk)."""
-    from lewm_jax.training.train import train_and_evaluate
+    from lewm_jax.run import train_and_evaluate
 
     path = out / "lewm_jax_summary.json"
     if path.exists():

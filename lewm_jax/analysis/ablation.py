@@ -140,7 +140,7 @@ def run_ablation(base_config, workdir, runs=None, *, train_fn=None, plan_fn=None
         base_config: the config every run derives from (never mutated).
         workdir: directory holding one subdirectory per run and the summary files.
         runs: run names from :data:`RUNS` (default: all).
-        train_fn: ``(config, workdir) -> summary``; default ``train.train_and_evaluate``.
+        train_fn: ``(config, workdir) -> summary``; default :func:`lewm_jax.run.train_and_evaluate`.
         plan_fn: ``(workdir, plan_config, config=, progress=) -> report``; default
             ``planning.evaluate.evaluate_planning``.
         progress: print one line per stage.
@@ -150,7 +150,7 @@ def run_ablation(base_config, workdir, runs=None, *, train_fn=None, plan_fn=None
     """
     names = select_runs(runs)
     if train_fn is None:
-        from lewm_jax.training.train import train_and_evaluate as train_fn
+        from lewm_jax.run import train_and_evaluate as train_fn
     if plan_fn is None:
         from lewm_jax.planning.evaluate import evaluate_planning as plan_fn
     workdir = Path(workdir)

@@ -54,7 +54,8 @@ def _val_loss_at(workdir, step: int) -> float:
 
 
 def _planning(workdir, plan_config, step: int, progress: bool) -> dict:
-    from lewm_jax.planning.evaluate import eval_seeds, evaluate_planning, report_stem
+    from lewm_jax.planning.checks import eval_seeds, report_stem
+    from lewm_jax.planning.evaluate import evaluate_planning
 
     tag = f"step{step}"
     path = run_dir.report_path(workdir, report_stem(plan_config, tag), ".json")

@@ -69,7 +69,7 @@ def shard(points: list[dict], index: int, count: int) -> list[dict]:
 
 def configs(base, points: list[dict]) -> list:
     """The derived and validated config of every point, before anything is trained."""
-    from lewm_jax.validate import validate_config
+    from lewm_jax.run import validate_config
 
     out = []
     for overrides in points:
@@ -145,7 +145,7 @@ def run(base, workdir, points, *, population=1, train_fn=None, plan_fn=None, pro
     from tqdm import tqdm
 
     if train_fn is None:
-        from lewm_jax.training.train import train_and_evaluate as train_fn
+        from lewm_jax.run import train_and_evaluate as train_fn
     if plan_fn is None:
         from lewm_jax.planning.evaluate import evaluate_planning as plan_fn
     derived = configs(base, points)
@@ -171,7 +171,7 @@ def report(base, workdir, points: list[dict]) -> list[dict]:
     directories alone (metrics, planning report, record and linear probe r when present);
     also written as ``sweep.md``, ``sweep.csv`` and ``sweep.png`` in ``workdir``."""
     from lewm_jax.analysis.probe import linear_r
-    from lewm_jax.planning.evaluate import report_stem
+    from lewm_jax.planning.checks import report_stem
 
     workdir = Path(workdir)
     table = []

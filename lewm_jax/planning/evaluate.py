@@ -5,10 +5,10 @@ interval pooled over every seed's episodes, per-seed rates, episodes solved at t
 per-episode outcomes, planning time), ``planning_<planner>.gif`` (a few episodes of the
 first seed: observation beside goal) and ``planning_<planner>.png`` (success over time)
 into the workdir, only once every seed has been evaluated.
-Shape letters: E episodes, P physical state, H/W pixels.
+The planning section's checks are :mod:`lewm_jax.planning.checks`, the pairs'
+source :mod:`lewm_jax.planning.pairs`. Shape letters: E episodes, P physical state, H/W pixels.
 """
 
-import re
 import time
 
 import jax
@@ -17,122 +17,10 @@ import numpy as np
 from lewm_jax.data import datasets
 from lewm_jax.envs.host import is_host_env
 from lewm_jax.planning import baselines, closed_loop, report
-from lewm_jax.planning.cost import check_cost
-from lewm_jax.planning.registry import check_planner
+from lewm_jax.planning.checks import check_planning_config, eval_seeds, plan_field, report_stem
+from lewm_jax.planning.pairs import describe_pairs, pair_episodes
 from lewm_jax.planning.report import format_report
 from lewm_jax.training import run_dir
-
-# Where start/goal pairs come from: episodes generated with the evaluation seed (never
-# trained on) or the run's training episodes.
-PAIRS = ("heldout", "train")
-# Planning fields newer than some stored runs: a config.json without them means these.
-DEFAULTS = {"num_seeds": 1, "pairs": "heldout"}
-
-
-def plan_field(plan_config, name: str):
-    """``plan_config[name]``, or its default for runs stored before the field existed."""
-    return plan_config.get(name, DEFAULTS[name])
-
-
-def eval_seeds(plan_config) -> list[int]:
-    """The evaluation seeds ``seed, seed + 1, ...`` (``num_seeds`` of them)."""
-    return [plan_config.seed + i for i in range(plan_field(plan_config, "num_seeds"))]
-
-
-def check_planning_config(
-    plan_config, *, frameskip: int, dataset: str | None = None, train_seed: int | None = None
-) -> None:
-    """One-line errors for a ``config.planning`` section that cannot run.
-
-    Checks the planner and cost names, the setting names of every planner listed under
-    ``settings``, the protocol (budget, horizon, receding), the episode and seed counts and
-    where start/goal pairs come from.
-
-    Args:
-        plan_config: ``config.planning`` (read-only).
-        frameskip: ``config.data.frameskip``.
-        dataset: ``config.data.name`` of a run that will plan: a file dataset has no
-            held-out episodes, so it needs ``pairs="train"``. None skips this check.
-        train_seed: ``config.seed``; held-out episodes of an evaluation seed equal to it
-            would be training episodes. None skips this check.
-    """
-    for name, settings in plan_config.settings.items():
-        check_planner(name, settings, policies=True)
-    check_planner(plan_config.planner, policies=True)
-    check_cost(plan_config.cost)
-    closed_loop.check_protocol(
-        budget=plan_config.budget,
-        horizon=plan_config.horizon,
-        receding=plan_config.receding,
-        frameskip=frameskip,
-    )
-    for name, low in (("num_episodes", 1), ("dataset_episodes", 1), ("offset", 1)):
-        if plan_config[name] < low:
-            raise ValueError(f"planning.{name} must be >= {low}, got {plan_config[name]}")
-    if plan_config.gif_episodes < 0:
-        raise ValueError(f"planning.gif_episodes must be >= 0, got {plan_config.gif_episodes}")
-    num_seeds = plan_field(plan_config, "num_seeds")
-    if num_seeds < 1:
-        raise ValueError(f"planning.num_seeds must be >= 1, got {num_seeds}")
-    pairs = plan_field(plan_config, "pairs")
-    if pairs not in PAIRS:
-        raise ValueError(f"unknown planning.pairs {pairs!r}; expected one of {PAIRS}")
-    if pairs == "heldout" and dataset in datasets.FILE_DATASETS:
-        raise ValueError(
-            f"dataset {dataset!r} has no held-out episodes (its train/val split is over clips, "
-            "so every episode contributed training clips); set planning.pairs=train"
-        )
-    seeds = eval_seeds(plan_config)
-    if pairs == "heldout" and train_seed in seeds:
-        raise ValueError(
-            f"planning seeds {seeds[0]}-{seeds[-1]} include the training seed {train_seed}, "
-            "so the held-out episodes would be training episodes; choose another planning.seed"
-        )
-
-
-def report_stem(plan_config, tag: str = "") -> str:
-    """The file stem of a planning report in a run directory: ``planning_<planner>``, or
-    ``planning_<planner>_<tag>`` for a variant that must not replace the default report."""
-    if tag and not re.fullmatch(r"[A-Za-z0-9_.-]+", tag):
-        raise ValueError(f"report tag {tag!r} must be letters, digits, '_', '.' or '-'")
-    return f"planning_{plan_config.planner}" + (f"_{tag}" if tag else "")
-
-
-def pair_episodes(config, plan_config, seed: int):
-    """The episodes evaluation seed ``seed`` draws its start/goal pairs from.
-
-    ``pairs="heldout"``: ``dataset_episodes`` episodes generated with ``seed`` (never
-    trained on). ``"train"``: a generated dataset's training episodes (``config.seed``,
-    ``data.num_episodes``), or a file dataset's first ``dataset_episodes`` episodes.
-    """
-    if plan_field(plan_config, "pairs") == "heldout":
-        return datasets.load_episodes(config.data, seed, num_episodes=plan_config.dataset_episodes)
-    if config.data.name in datasets.FILE_DATASETS:
-        return datasets.load_episodes(
-            config.data, config.seed, num_episodes=plan_config.dataset_episodes
-        )
-    return datasets.load_episodes(config.data, config.seed)
-
-
-def describe_pairs(config, plan_config, num_source: int) -> str:
-    """One line saying where the start/goal pairs came from (``num_source`` episodes)."""
-    seeds = eval_seeds(plan_config)
-    if plan_field(plan_config, "pairs") == "heldout":
-        which = (
-            f"seed {seeds[0]}"
-            if len(seeds) == 1
-            else f"each evaluation seed ({seeds[0]}-{seeds[-1]})"
-        )
-        return (
-            f"heldout: {num_source} episodes generated with {which}; "
-            f"training used seed {config.seed}"
-        )
-    if config.data.name in datasets.FILE_DATASETS:
-        return (
-            f"train: the first {num_source} episodes of {config.data.name} dataset "
-            f"{config.data.path} (every episode contributed training clips)"
-        )
-    return f"train: the {num_source} training episodes (generated with seed {config.seed})"
 
 
 def run_seeds(run, variables, config, plan_config, *, progress: bool = False):

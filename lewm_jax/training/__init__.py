@@ -1,6 +1,7 @@
-"""Training: ``train.train_and_evaluate`` and what it is made of.
+"""Training: the loop that :func:`lewm_jax.run.train_and_evaluate` runs, and its parts.
 
-``state`` (TrainState), ``optim`` (AdamW schedule), ``objectives`` (prediction + the
+``train`` (the host loop), ``checks`` (the training sections' checks), ``state``
+(TrainState), ``optim`` (AdamW schedule), ``objectives`` (prediction + the
 regulariser registry), ``ema`` (EMA targets), ``step`` (the pure train/eval steps),
 ``sharding`` (the data mesh), ``checkpoint`` (orbax), ``run_dir`` (the one owner of a run
 directory), ``reporting`` (metrics file and plots), ``population`` (several runs in one

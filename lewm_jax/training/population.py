@@ -112,6 +112,8 @@ class PopulationProgram(Program):
         self.source_np = np.asarray([distinct.index(k) for k in keys], np.int32)
         self.eval_batches = [m.config.eval_batches for m in members]
         self.num_members = len(members)
+        # The state's layout: every member's optimizer (train_fn) has the same one.
+        self.tx = make_optimizer(config.optim, total)
 
         def for_member(step_fn_of):
             """vmaps ``step_fn_of(hp)(state, batch, key)`` over the member axis; the collapse
@@ -214,7 +216,7 @@ def train_population(configs, workdirs) -> list[dict]:
         workdirs: one run directory per config, all different.
 
     Returns:
-        One summary per member, as :func:`lewm_jax.training.train.train_and_evaluate`
+        One summary per member, as :func:`lewm_jax.run.train_and_evaluate`
         returns it.
     """
     if len(configs) != len(workdirs):

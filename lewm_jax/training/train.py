@@ -1,4 +1,4 @@
-"""``train_and_evaluate``: the host loop around the pure train step.
+"""The host loop around the pure train step (:func:`lewm_jax.run.train_and_evaluate` starts it).
 
 Preemption-safe: a run resumes from the latest checkpoint in ``workdir``, else from
 ``config.init_from``, else starts from scratch. Everything random is a function of
@@ -31,10 +31,10 @@ from lewm_jax.data.clips import ClipSource
 from lewm_jax.data.episodes import action_stats
 from lewm_jax.models import build_model
 from lewm_jax.training import reporting, run_dir, sharding
+from lewm_jax.training.checks import check_training_config
 from lewm_jax.training.optim import make_optimizer
 from lewm_jax.training.state import init_train_state
 from lewm_jax.training.step import make_eval_step, make_train_step
-from lewm_jax.validate import validate_config
 
 
 @dataclasses.dataclass
@@ -68,7 +68,7 @@ def open_member(config, workdir, mesh, stores: dict | None = None) -> Member:
         mesh: the data mesh (the batch must split over it).
         stores: a cache ``(data section, seed) -> store`` shared by the members of a loop.
     """
-    validate_config(config)
+    check_training_config(config)
     sharding.check_batch_size(config.batch_size, mesh)
     stored = run_dir.read_config(workdir) if Path(workdir).is_dir() else None
     if stored is not None:
@@ -187,7 +187,8 @@ class Program:
         config = self.member.config
         self.mesh = mesh
         repl, data = sharding.replicated(mesh), sharding.data_sharded(mesh)
-        tx = make_optimizer(config.optim, self.member.total)
+        # The one optimizer of the run; run_loop also takes the state's layout from it.
+        self.tx = tx = make_optimizer(config.optim, self.member.total)
         self.train_step = jax.jit(
             make_train_step(model, tx, config.loss),
             in_shardings=(repl, data, repl),
@@ -200,7 +201,6 @@ class Program:
         # Made inside jit: device_put cannot place an array on other hosts' devices.
         key = jax.jit(functools.partial(jax.random.key, config.seed), out_shardings=repl)()
         self.train_key, self.eval_key = jax.random.fold_in(key, 1), jax.random.fold_in(key, 2)
-        self.batch = self.member.train_src.batch  # picklable, for grain workers
 
     def iterate(self, start: int, stop: int, **kwargs):
         """``(step, host batch)`` for ``start <= step < stop`` (see ClipSource.iterate)."""
@@ -264,18 +264,17 @@ def run_loop(members: list[Member], program_cls=Program) -> list[dict]:
     config, mesh = members[0].config, sharding.make_mesh()
     total = members[0].total
     model = build_model(config.model, image_size=config.data.image_size)
-    tx = make_optimizer(config.optim, total)  # the state's layout only, whatever the values
+    program = program_cls(members, model, mesh)
     repl = sharding.replicated(mesh)
     sample = members[0].train_src.gather(members[0].train_src.starts[:1])
     init = jax.jit(
-        functools.partial(init_train_state, model, tx, ema_target=config.loss.ema_target),
+        functools.partial(init_train_state, model, program.tx, ema_target=config.loss.ema_target),
         out_shardings=repl,
     )
     abstract = jax.eval_shape(init, jax.random.key(config.seed), sample)
     abstract = jax.tree.map(
         lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl), abstract
     )
-    program = program_cls(members, model, mesh)
 
     workdirs = [run_dir.check_workdir(m.workdir) for m in members]
     ckpts = [
@@ -328,7 +327,7 @@ def run_loop(members: list[Member], program_cls=Program) -> list[dict]:
             if item is None:
                 break
             step, local = item
-            clips_read += len(local["actions"]) if len(members) == 1 else 0
+            clips_read += local["actions"].shape[-3]  # (..., B, T, A): a member's rows
             with clock("step"):
                 state, m = program.step(state, local)
             done = step + 1
@@ -385,14 +384,7 @@ def run_loop(members: list[Member], program_cls=Program) -> list[dict]:
                 ckpt.wait()
                 ckpt.close()
     steps_run = int(jax.device_get(program.unstack(state)[0].step)) - start
-    if len(members) == 1:
-        rows = members[0].train_src.local_rows
-        print(
-            f"lewm_jax: process {jax.process_index()} of {jax.process_count()} read {clips_read} "
-            f"training clips (rows {rows.start}-{rows.stop - 1} of each batch of "
-            f"{config.batch_size})",
-            flush=True,
-        )
+    rows = members[0].train_src.local_rows
     elapsed, steady = time.time() - t0, time.time() - t_first
     summaries = []
     for i, w in enumerate(workdirs):
@@ -413,20 +405,9 @@ def run_loop(members: list[Member], program_cls=Program) -> list[dict]:
                 # own bookkeeping.
                 "loop_seconds": {k: round(v, 3) for k, v in sorted(clock.seconds.items())},
                 "origin": restored[i][1],
+                # What this process read: its rows of every global batch (multi-host).
+                "clips_read": clips_read,
+                "batch_rows": [rows.start, rows.stop],
             }
         )
     return summaries
-
-
-def train_and_evaluate(config, workdir: str) -> dict:
-    """Trains LeWM as described by ``config`` (never mutated) in ``workdir``.
-
-    Args:
-        config: an ml_collections config from ``experiments/configs/lewm.py``.
-        workdir: run directory for checkpoints, ``config.json``, metrics and plots.
-
-    Returns:
-        Summary: last training metrics, last validation metrics, steps and timing.
-    """
-    member = open_member(config, workdir, sharding.make_mesh())
-    return run_loop([member])[0]

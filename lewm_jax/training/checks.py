@@ -1,21 +1,16 @@
-"""The one entry point that checks a whole run config before any work is done.
+"""The check of every section a training run reads, before anything is written.
 
-:func:`validate_config` calls each section owner's check, so that a bad planning section,
-say, fails before training starts rather than after it:
-
-- the run's own fields (steps, logging, checkpoints) here;
-- ``data``: :func:`lewm_jax.data.datasets.check_data_config`;
-- ``model``: :func:`lewm_jax.models.jepa.check_model_config`;
-- ``loss``: :func:`lewm_jax.training.objectives.check_loss_config`;
-- ``optim``: :func:`lewm_jax.training.optim.check_optim_config`;
-- ``planning`` (planner and cost names, setting names, protocol, seeds, start/goal pairs):
-  :func:`lewm_jax.planning.evaluate.check_planning_config`, and, when planning is enabled,
-  that the dataset has an environment to plan in.
+:func:`check_training_config` calls each section owner's check (the run's own fields are
+checked here): ``data`` :func:`lewm_jax.data.datasets.check_data_config`, ``model``
+:func:`lewm_jax.models.jepa.check_model_config`, ``loss``
+:func:`lewm_jax.training.objectives.check_loss_config`, ``optim``
+:func:`lewm_jax.training.optim.check_optim_config`. The planning section is the planners'
+(:func:`lewm_jax.planning.checks.check_planning_config`); :func:`lewm_jax.run.validate_config`
+checks a whole run config with both.
 """
 
 from lewm_jax.data import datasets
 from lewm_jax.models.jepa import check_model_config
-from lewm_jax.planning.evaluate import check_planning_config
 from lewm_jax.training.objectives import check_loss_config
 from lewm_jax.training.optim import check_optim_config
 
@@ -38,8 +33,8 @@ def _check_run_fields(config) -> None:
         raise ValueError(f"num_epochs must be >= 1 when total_steps is 0, got {config.num_epochs}")
 
 
-def validate_config(config) -> None:
-    """Raises a one-line ValueError for the first inconsistent field of ``config``.
+def check_training_config(config) -> None:
+    """Raises a one-line ValueError for the first inconsistent field a training run reads.
 
     Args:
         config: a run config of ``experiments/configs/lewm.py`` (read-only).
@@ -54,14 +49,3 @@ def validate_config(config) -> None:
         )
     check_loss_config(config.loss)
     check_optim_config(config.optim)
-    # Where start/goal pairs come from is checked against the dataset only when the run
-    # plans: a file dataset (no held-out episodes) needs planning.pairs=train.
-    plans = config.planning.enabled
-    check_planning_config(
-        config.planning,
-        frameskip=config.data.frameskip,
-        dataset=config.data.name if plans else None,
-        train_seed=config.seed if plans else None,
-    )
-    if config.planning.enabled:
-        datasets.env_name(config.data)  # raises when the dataset has no environment
