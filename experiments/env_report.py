@@ -24,8 +24,7 @@ import numpy as np
 from absl import app, flags
 
 from lewm_jax.data.collect import collect_episodes, offset_goal_success_rate, success_rate
-from lewm_jax.envs import env_ids, make
-from lewm_jax.envs.host import is_host_env
+from lewm_jax.envs import env_ids, is_host_env, make
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("envs", None, "Registered environment ids (default: all of them).")

@@ -125,6 +125,48 @@ def test_bad_registrations_and_lookups_give_one_line_errors(call, match):
     assert "Dot-v1" not in envs.env_ids() and "dots" not in envs.dataset_names()
 
 
+def test_one_registry_holds_both_kinds_of_environment():
+    from lewm_jax.envs.base import PixelEnv
+    from lewm_jax.envs.host_env import HostEnv
+
+    host = ("lewm/ReacherDMC-v0", "lewm/CubeOGB-v0")
+    assert envs.env_ids("host") == host and not set(host) & set(envs.env_ids())
+    assert set(envs.env_ids(None)) == set(envs.env_ids()) | set(host)
+    assert envs.is_host_env("cube") and envs.is_host_env("lewm/CubeOGB-v0")
+    assert not envs.is_host_env("push_t") and envs.is_host_env("ns/Unregistered-v0")
+    for spec in envs.specs("host"):
+        cls = envs.env_class(spec.env_id)  # imports the wrapper, not its simulator
+        assert issubclass(cls, HostEnv) and cls.env_id == spec.env_id
+        # The method names of the JAX contract.
+        for name in ("physical_state", "is_success", "expert_policy", "render"):
+            assert callable(getattr(cls, name)) and callable(getattr(PixelEnv, name))
+    # The config's file datasets of host environments come from the registry.
+    c = get_config("test,env=reacher_dmc")
+    assert (c.data.name, c.data.env, c.data.action_dim) == ("hdf5", "lewm/ReacherDMC-v0", 2)
+    c = get_config("test,env=cube")
+    assert (c.data.name, c.data.env, c.data.action_dim) == ("hdf5", "lewm/CubeOGB-v0", 5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(kind="gpu"), "unknown environment kind 'gpu'"),
+        (dict(kind="host", action_dim=2), "host ids are namespaced"),
+        (dict(kind="host"), "needs action_dim >= 1, got None"),
+    ],
+)
+def test_bad_host_registrations_fail_in_one_line(kwargs, match):
+    env_id = "ns/Bad-v0" if kwargs == dict(kind="host") else "Bad-v0"
+    with pytest.raises(ValueError, match=match) as info:
+        envs.register("bad", env_id, "m:C", **kwargs)
+    assert "\n" not in str(info.value) and "bad" not in envs.dataset_names(None)
+
+
+def test_a_host_environment_is_not_made_as_a_jax_one():
+    with pytest.raises(ValueError, match="'cube' is a host environment; step it with"):
+        envs.make("cube")
+
+
 @pytest.fixture(scope="module", params=envs.env_ids())
 def registered(request):
     env, params = envs.make(request.param, image_size=SIZE)

@@ -96,14 +96,14 @@ def test_a_bad_cube_state_fails_in_one_line():
 
 
 def test_a_cube_run_trains_on_its_file_and_plans_in_the_simulator(collected, tmp_path):
-    from experiments.configs.lewm import get_config
+    from experiments.configs.cube import get_config
     from lewm_jax.planning.evaluate import evaluate_planning
     from lewm_jax.run import train_and_evaluate
 
     episodes, _ = collected
     path = tmp_path / "cube.h5"
     write_hdf5(path, episodes)
-    config = get_config("test,env=cube")
+    config = get_config("test")
     config.data.path, config.data.image_size = str(path), 16
     config.total_steps, config.planning.enabled = 1, False
     config.data.frameskip, config.data.train_fraction = 1, 0.5  # 28 clips of 4 frames

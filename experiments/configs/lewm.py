@@ -10,8 +10,9 @@ Sizes (the ``:arg`` after the file name; ``size=...`` or a bare word):
   test   a tiny model for unit tests.
 Other args: ``env=<dataset name>`` (``two_room`` by default, ``moving_dot`` for ``test``;
 any registered environment's dataset such as ``push_t`` or ``reacher``, which planning is
-evaluated in, ``hdf5`` with ``--config.data.path=...``, or ``cube``: a file of OGBench Cube
-episodes, planned in the host simulator ``lewm/CubeOGB-v0``), ``lam=<sigreg weight>``.
+evaluated in, ``hdf5`` with ``--config.data.path=...``, or a registered host environment's
+name such as ``cube`` or ``reacher_dmc``: a file of its episodes (``data.path``), planned in
+its simulator, e.g. ``lewm/CubeOGB-v0``), ``lam=<sigreg weight>``.
 
 Run:
   python -m experiments.train --config experiments/configs/lewm.py:cpu --workdir runs/lewm_cpu
@@ -26,9 +27,6 @@ import ml_collections
 from experiments.configs.common import parse_arg
 
 SIZES = ("paper", "cpu", "ablation", "test")
-# Datasets of host environments (lewm_jax.envs.host), read from an official-layout HDF5 file
-# (data.path) and planned in that environment: name -> (host env id, action dim).
-HOST_DATASETS = {"cube": ("lewm/CubeOGB-v0", 5)}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -41,9 +39,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         raise ValueError(f"unknown size {arg.size!r}; expected one of {SIZES}")
     env = arg.env or ("moving_dot" if arg.size == "test" else "two_room")
     # Read from the registries now, so an environment registered after import is accepted.
+    # A host environment's dataset is an official-layout HDF5 file (data.path) of episodes
+    # collected in it, and planning runs in that simulator.
     datasets, plannable = dataset_names(), envs.dataset_names()
-    if env not in datasets and env not in HOST_DATASETS:
-        raise ValueError(f"unknown env {env!r}; expected one of {(*datasets, *HOST_DATASETS)}")
+    host = {s.dataset: s for s in envs.specs("host")}
+    if env not in datasets and env not in host:
+        raise ValueError(f"unknown env {env!r}; expected one of {(*datasets, *host)}")
     c = ml_collections.ConfigDict()
     c.seed = 3072  # every random draw derives from it: init, data split/order, dropout, SIGReg
     c.batch_size = 128  # global batch of clips, split over all devices
@@ -170,12 +171,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         )
         c.optim.lr = 1e-3
         c.optim.warmup_fraction = 0.05
-    if env in HOST_DATASETS:
+    if env in host:
         # Frames from a collected file (python -m data.collect_host), planned in the host
         # simulator from the file's own episodes (a file has no held-out episodes to make).
-        c.data.name, (c.data.env, c.data.action_dim) = "hdf5", HOST_DATASETS[env]
+        c.data.name, c.data.env, c.data.action_dim = "hdf5", host[env].env_id, host[env].action_dim
         c.planning.enabled, c.planning.pairs = True, "train"
-        c.data.env_kwargs.fast_render = True  # as collected: ~2.4x the frames/s on a CPU
     if arg.size == "ablation":
         c.batch_size, c.total_steps = 32, 150
         c.log_every, c.eval_every, c.checkpoint_every, c.eval_batches = 5, 50, 50, 4

@@ -133,7 +133,7 @@ def env_name(data_config) -> str:
 def host_env_name(data_config) -> str:
     """``data.env`` when it names a host environment (a gymnasium id such as
     ``"lewm/ReacherDMC-v0"``, :mod:`lewm_jax.envs.host`), else ``""``."""
-    from lewm_jax.envs.host import is_host_env
+    from lewm_jax.envs import is_host_env
 
     name = data_config.get("env") or ""
     return name if is_host_env(name) else ""

@@ -2,7 +2,7 @@
 
 The host counterpart of :func:`lewm_jax.data.collect.collect_episodes`: every round resets
 the N environments of a :class:`~lewm_jax.envs.host.HostBatch` at random (seeded), steps
-them ``max_steps - 1`` times with the scripted oracle (``expert_action``) or uniform random
+them ``max_steps - 1`` times with the scripted oracle (``expert_policy``) or uniform random
 actions, and appends the N episodes to the flat :class:`~lewm_jax.data.episodes.Episodes`
 layout (``write_hdf5`` turns it into an official-layout file). Shape letters: E episodes,
 N environments, T steps per episode, A action dim, P physical-state dim.

@@ -15,10 +15,12 @@ gymnasium environment that keeps this contract works with the closed-loop evalua
   ``"physical_state"``, ``"sim_s"`` and ``"render_s"`` (seconds spent simulating and
   rendering that step); episodes should neither terminate nor truncate (the caller keeps
   the budget), since a vector env resets finished episodes;
-- optionally ``expert_action()``: a noisy scripted (oracle) action, the expert baseline.
+- optionally ``expert_policy()``: a noisy scripted (oracle) action, the expert baseline.
 
-The wrappers of this package register themselves with gymnasium under ``lewm/...`` ids
-(:data:`HOST_ENVS`); ``HostBatch("lewm/ReacherDMC-v0", 8, image_size=64)`` steps 8.
+:class:`lewm_jax.envs.host_env.HostEnv` writes this contract in code; this package's
+environments subclass it and are registered with both kinds of environment in
+:mod:`lewm_jax.envs` (kind ``"host"``), from where they are registered with gymnasium
+under their ``lewm/...`` ids; ``HostBatch("lewm/ReacherDMC-v0", 8, image_size=64)`` steps 8.
 Shape letters: N episodes, S frame side, P physical state, A action dim.
 """
 
@@ -26,13 +28,9 @@ import time
 
 import numpy as np
 
+from lewm_jax import envs
 from lewm_jax._deps import require
 
-# id -> (entry point, the lewm_jax extra that installs its simulator)
-HOST_ENVS = {
-    "lewm/ReacherDMC-v0": ("lewm_jax.envs.host_reacher:DMCReacher", "dmc"),
-    "lewm/CubeOGB-v0": ("lewm_jax.envs.host_cube:OGBenchCube", "cube"),
-}
 _RESET_KEYS = ("success", "physical_state", "goal_frame")
 _STEP_KEYS = ("success", "physical_state")
 
@@ -41,15 +39,10 @@ def _gymnasium():
     require("lewm_jax.envs.host", "host", "gymnasium")
     import gymnasium
 
-    for env_id, (entry_point, _) in HOST_ENVS.items():
-        if env_id not in gymnasium.registry:
-            gymnasium.register(env_id, entry_point=entry_point, disable_env_checker=True)
+    for spec in envs.specs("host"):
+        if spec.env_id not in gymnasium.registry:
+            gymnasium.register(spec.env_id, entry_point=spec.entry_point, disable_env_checker=True)
     return gymnasium
-
-
-def is_host_env(name: str) -> bool:
-    """Whether ``name`` is a gymnasium id (``namespace/Name-vN``) rather than a JAX env."""
-    return "/" in name
 
 
 def _make(gymnasium, env_id: str, image_size: int, env_kwargs: dict):
@@ -71,7 +64,8 @@ def make_host_env(env_id: str, image_size: int, **env_kwargs):
     try:
         env = _make(gymnasium, env_id, image_size, env_kwargs)
     except ImportError as e:
-        extra = HOST_ENVS.get(env_id, ("", "host"))[1]
+        host = {s.env_id: s.extra for s in envs.specs("host")}
+        extra = host.get(env_id, "host")
         raise ImportError(
             f"host environment {env_id!r} needs {e.name}: pip install 'lewm_jax[{extra}]'",
             name=e.name,
@@ -79,7 +73,7 @@ def make_host_env(env_id: str, image_size: int, **env_kwargs):
     except gymnasium.error.Error as e:
         raise ValueError(
             f"host environment {env_id!r} is not installed ({str(e).splitlines()[0]}); "
-            f"expected a registered gymnasium id such as {sorted(HOST_ENVS)}"
+            f"expected a registered gymnasium id such as {sorted(envs.env_ids('host'))}"
         ) from None
     check_spaces(env_id, env, image_size)
     return env
@@ -211,10 +205,10 @@ class HostBatch:
     def expert_actions(self) -> np.ndarray:
         """``(N, A)`` actions of the environments' scripted oracles."""
         try:
-            actions = self.vec.call("expert_action")
+            actions = self.vec.call("expert_policy")
         except AttributeError:
             raise ValueError(
-                f"host environment {self.env_id!r} has no expert_action(); expected an "
+                f"host environment {self.env_id!r} has no expert_policy(); expected an "
                 "environment with a scripted oracle (or collect with the random policy)"
             ) from None
         return np.stack(actions).astype(np.float32)

@@ -10,7 +10,7 @@ OGBench's 0.05 s control step. The physical state is MuJoCo's ``qpos`` then ``qv
 state's cube position (OGBench's criterion, its target moved there).
 
 A reset without a goal is OGBench's data-collection reset (random arm, cube and target);
-:meth:`OGBenchCube.expert_action` is OGBench's Markov oracle with the reference
+:meth:`OGBenchCube.expert_policy` is OGBench's Markov oracle with the reference
 collection's Gaussian noise, which after such a reset picks a new random target whenever it
 has placed the cube (so one episode shows several pick-and-places, as the official data).
 ``fast_render`` trades MuJoCo's 4096 px shadow map and 4x multisampling for a 1024 px map
@@ -23,9 +23,9 @@ Needs ``ogbench`` (``pip install 'lewm_jax[cube]'``) and an OpenGL backend: ``MU
 import os
 import time
 
-import gymnasium
 import numpy as np
 
+from lewm_jax.envs.host_env import HostEnv
 from lewm_jax.frames import resize_frames
 
 SUCCESS_DISTANCE = 0.04  # m, cube to target (OGBench's threshold)
@@ -33,10 +33,10 @@ ACTION_NOISE = 0.1  # the reference collection's noise bound: per episode xi ~ U
 NOISE_SCALE = np.array([1.0, 1.0, 1.0, 3.0, 10.0])  # per action dim, times xi (the reference's)
 
 
-class OGBenchCube(gymnasium.Env):
+class OGBenchCube(HostEnv):
     """OGBench ``CubeEnv`` (single cube) with uint8 frame observations and a goal state."""
 
-    metadata = {"render_modes": ["rgb_array"]}
+    env_id = "lewm/CubeOGB-v0"
 
     def __init__(
         self,
@@ -49,7 +49,8 @@ class OGBenchCube(gymnasium.Env):
         from ogbench.manipspace.envs.cube_env import CubeEnv
         from ogbench.manipspace.oracles.markov.cube_markov import CubeMarkovOracle
 
-        self.image_size, self.render_mode = image_size, render_mode
+        super().__init__(image_size, action_dim=5)
+        self.render_mode = render_mode
         self.render_size = render_size or image_size
         self._env = CubeEnv(
             env_type="single",
@@ -80,12 +81,10 @@ class OGBenchCube(gymnasium.Env):
         self.nq, self.nv = model.nq, model.nv
         self._target = self._env._cube_target_mocap_ids[0]
         self._cube_adr = int(model.joint("object_joint_0").qposadr[0])
-        self.observation_space = gymnasium.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
-        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (5,), np.float32)
         self._oracle = CubeMarkovOracle(env=self._env, min_norm=0.4)
         self._info, self._xi, self._collecting = {}, 0.0, True
 
-    def _frame(self) -> np.ndarray:
+    def frame(self) -> np.ndarray:
         return resize_frames(self._env.render(), self.image_size)
 
     def physical_state(self) -> np.ndarray:
@@ -93,7 +92,7 @@ class OGBenchCube(gymnasium.Env):
         d = self._env._data
         return np.concatenate([d.qpos, d.qvel]).astype(np.float32)
 
-    def _set(self, state) -> None:
+    def set_physical_state(self, state) -> None:
         state = np.asarray(state, np.float64)
         if state.shape != (self.nq + self.nv,):
             raise ValueError(
@@ -105,17 +104,19 @@ class OGBenchCube(gymnasium.Env):
         self._env.set_state(state[: self.nq], state[self.nq :])
         mujoco.mj_rnePostConstraint(self._env._model, self._env._data)  # gripper contact
 
-    def _cube_error(self) -> float:
+    def goal_error(self) -> float:
+        """Metres from the cube to its goal position."""
         d = self._env._data
         return float(np.linalg.norm(d.joint("object_joint_0").qpos[:3] - d.mocap_pos[self._target]))
 
-    def reset(self, *, seed=None, options=None):
-        """Starts at ``options["state"]`` with the cube's goal from ``options["goal"]``
-        (both (41,)), else OGBench's random data-collection reset."""
-        super().reset(seed=seed)
+    def is_success(self) -> bool:
+        return self.goal_error() <= SUCCESS_DISTANCE
+
+    def start(self, options: dict) -> np.ndarray:
+        """At ``options["state"]`` with the cube's goal from ``options["goal"]`` (both
+        (41,)), else OGBench's random data-collection reset."""
         self._env.reset(seed=int(self.np_random.integers(2**31)))
         self._render_s = 0.0
-        options = options or {}
         self._collecting = "goal" not in options
         if self._collecting:  # the goal frame: the cube at OGBench's random target
             state = self.physical_state()
@@ -123,40 +124,27 @@ class OGBenchCube(gymnasium.Env):
             goal[adr : adr + 3] = self._env._data.mocap_pos[self._target]
         else:
             state, goal = options.get("state", self.physical_state()), options["goal"]
-        self._set(goal)
-        goal_frame = self._frame()
+        self.set_physical_state(goal)
+        goal_frame = self.frame()
         cube = self._env._data.joint("object_joint_0").qpos[:3].copy()
-        self._set(state)
+        self.set_physical_state(state)
         self._env._data.mocap_pos[self._target] = cube  # OGBench's success and the oracle
         self._env.pre_step()
         self._env.post_step()
         self._info = self._env.compute_ob_info()
         self._oracle.reset(None, self._info)
         self._xi = float(self.np_random.uniform(0.0, ACTION_NOISE))
-        info = {
-            "success": self._cube_error() <= SUCCESS_DISTANCE,
-            "physical_state": self.physical_state(),
-            "goal_frame": goal_frame,
-        }
-        return self._frame(), info
+        return goal_frame
 
-    def step(self, action):
-        """One OGBench control step (0.05 s) with the clipped action."""
-        action = np.clip(np.asarray(action, np.float64), -1.0, 1.0)
+    def simulate(self, action: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """One OGBench control step (0.05 s)."""
         self._render_s = 0.0
         t0 = time.perf_counter()
         frame, _, _, _, self._info = self._env.step(action)
         wall = time.perf_counter() - t0
-        err = self._cube_error()
-        info = {
-            "success": err <= SUCCESS_DISTANCE,
-            "physical_state": self.physical_state(),
-            "sim_s": wall - self._render_s,
-            "render_s": self._render_s,
-        }
-        return resize_frames(frame, self.image_size), -err, False, False, info
+        return resize_frames(frame, self.image_size), wall - self._render_s, self._render_s
 
-    def expert_action(self) -> np.ndarray:
+    def expert_policy(self) -> np.ndarray:
         """OGBench's cube Markov oracle plus the reference collection's Gaussian noise;
         after a random reset it moves on to a new random target once the cube is placed."""
         if self._collecting and self._oracle.done:
@@ -165,10 +153,6 @@ class OGBenchCube(gymnasium.Env):
         action = np.asarray(self._oracle.select_action(None, self._info), np.float64)
         action = action + self.np_random.normal(0.0, self._xi * NOISE_SCALE)
         return np.clip(action, -1.0, 1.0).astype(np.float32)
-
-    def render(self):
-        """The current frame (gymnasium's rgb_array render)."""
-        return self._frame()
 
     def close(self):
         """Frees MuJoCo's renderer while its OpenGL context is still alive (OGBench's env

@@ -15,9 +15,9 @@ given) or ``osmesa``.
 import os
 import time
 
-import gymnasium
 import numpy as np
 
+from lewm_jax.envs.host_env import HostEnv
 from lewm_jax.envs.reacher import (
     ACTION_REPEAT,
     WRIST_LIMIT,
@@ -32,10 +32,10 @@ def _wrap(x):
     return (np.asarray(x) + np.pi) % (2 * np.pi) - np.pi
 
 
-class DMCReacher(gymnasium.Env):
+class DMCReacher(HostEnv):
     """dm_control ``reacher`` with uint8 frame observations and a goal configuration."""
 
-    metadata = {"render_modes": ["rgb_array"]}
+    env_id = "lewm/ReacherDMC-v0"
 
     def __init__(
         self, image_size: int = 64, render_size: int = RENDER_SIZE, render_mode: str = "rgb_array"
@@ -43,22 +43,22 @@ class DMCReacher(gymnasium.Env):
         os.environ.setdefault("MUJOCO_GL", "egl")
         from dm_control import suite
 
-        self.image_size, self.render_size, self.render_mode = image_size, render_size, render_mode
+        super().__init__(image_size, action_dim=2)
+        self.render_size, self.render_mode = render_size, render_mode
         self._dmc = suite.load("reacher", "hard")
         model = self._dmc.physics.model
         model.geom_rgba[model.name2id("target", "geom"), 3] = 0.0  # as stable-worldmodel
         self.params = EnvParams()
-        self.observation_space = gymnasium.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
-        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
         self._goal = np.zeros(2)
 
-    def _set(self, state) -> None:
+    def set_physical_state(self, state) -> None:
+        """Joint angles, and velocities when given (else zero)."""
         state = np.asarray(state, np.float64)
         with self._dmc.physics.reset_context():
             self._dmc.physics.data.qpos[:] = state[:2]
             self._dmc.physics.data.qvel[:] = state[2:4] if len(state) >= 4 else 0.0
 
-    def _frame(self) -> np.ndarray:
+    def frame(self) -> np.ndarray:
         frame = self._dmc.physics.render(self.render_size, self.render_size, camera_id=0)
         return resize_frames(frame, self.image_size)  # as file datasets are resized
 
@@ -67,60 +67,44 @@ class DMCReacher(gymnasium.Env):
         d = self._dmc.physics.data
         return np.array([_wrap(d.qpos[0]), d.qpos[1], *d.qvel], np.float32)
 
-    def _error(self, physical: np.ndarray) -> np.ndarray:
+    def _error(self) -> np.ndarray:
         """(2,) wrapped joint-angle error to the goal."""
-        return _wrap(physical[:2] - self._goal)
+        return _wrap(self.physical_state()[:2] - self._goal)
 
-    def _success(self, err: np.ndarray) -> bool:
-        return bool(np.all(np.abs(err) < self.params.success_tol))
+    def goal_error(self) -> float:
+        return float(np.linalg.norm(self._error()))
+
+    def is_success(self) -> bool:
+        return bool(np.all(np.abs(self._error()) < self.params.success_tol))
 
     def _configuration(self) -> np.ndarray:
         rng = self.np_random
         return np.array([rng.uniform(-np.pi, np.pi), rng.uniform(-WRIST_LIMIT, WRIST_LIMIT)])
 
-    def reset(self, *, seed=None, options=None):
-        """Starts at ``options["state"]`` with goal ``options["goal"]`` (else random ones)."""
-        super().reset(seed=seed)
+    def start(self, options: dict) -> np.ndarray:
+        """At ``options["state"]`` with goal ``options["goal"]`` (else random ones)."""
         self._dmc.reset()
-        options = options or {}
         start = options.get("state", self._configuration())
         goal = np.asarray(options.get("goal", self._configuration()), np.float64)
         self._goal = goal[:2].copy()
-        self._set(goal[:2])
-        goal_frame = self._frame()
-        self._set(start)
-        physical = self.physical_state()
-        info = {
-            "success": self._success(self._error(physical)),
-            "physical_state": physical,
-            "goal_frame": goal_frame,
-        }
-        return self._frame(), info
+        self.set_physical_state(goal[:2])
+        goal_frame = self.frame()
+        self.set_physical_state(start)
+        return goal_frame
 
-    def step(self, action):
-        """One env step: ``ACTION_REPEAT`` MuJoCo steps with the clipped action, ending after
-        the first one that reaches the goal (as stable-worldmodel's wrapper stops when its
-        qpos_match task terminates)."""
-        action = np.clip(np.asarray(action, np.float64), -1.0, 1.0)
+    def simulate(self, action: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """``ACTION_REPEAT`` MuJoCo steps, ending after the first one that reaches the goal
+        (as stable-worldmodel's wrapper stops when its qpos_match task terminates)."""
         t0 = time.perf_counter()
         for _ in range(ACTION_REPEAT):
             self._dmc.step(action)
-            if self._success(self._error(self.physical_state())):
+            if self.is_success():
                 break
         t1 = time.perf_counter()
-        frame = self._frame()
-        t2 = time.perf_counter()
-        physical = self.physical_state()
-        err = self._error(physical)
-        info = {
-            "success": self._success(err),
-            "physical_state": physical,
-            "sim_s": t1 - t0,
-            "render_s": t2 - t1,
-        }
-        return frame, -float(np.linalg.norm(err)), False, False, info
+        frame = self.frame()
+        return frame, t1 - t0, time.perf_counter() - t1
 
-    def expert_action(self) -> np.ndarray:
+    def expert_policy(self) -> np.ndarray:
         """The JAX Reacher's noisy PD expert towards the goal (one waypoint: the goal)."""
         p = self.params
         q = self.physical_state()
@@ -128,7 +112,3 @@ class DMCReacher(gymnasium.Env):
         pd = p.expert_kp * err - p.expert_kd * q[2:]
         noise = p.expert_noise * self.np_random.normal(size=2)
         return np.clip(pd + noise, -1.0, 1.0).astype(np.float32)
-
-    def render(self):
-        """The current frame (gymnasium's rgb_array render)."""
-        return self._frame()

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from lewm_jax.data import datasets
-from lewm_jax.envs.host import is_host_env
+from lewm_jax.envs import is_host_env
 from lewm_jax.planning import baselines, closed_loop, report
 from lewm_jax.planning.checks import check_planning_config, eval_seeds, plan_field, report_stem
 from lewm_jax.planning.pairs import describe_pairs, pair_episodes
