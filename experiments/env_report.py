@@ -68,7 +68,7 @@ def report_env(name: str, key: jax.Array) -> dict:
     plt.imsave(path, strip)
     row = {"env": name, "image_size": FLAGS.image_size, "strip": str(path)}
     for policy in ("expert", "random"):
-        fn = getattr(env, f"{policy}_policy")
+        fn = env.policy(policy)
         row[f"{policy}_reset"] = success_rate(
             env, params, fn, k_expert if policy == "expert" else k_random, FLAGS.episodes
         )
@@ -85,11 +85,7 @@ def _host_reset_rate(batch, policy: str, num_episodes: int, seed: int) -> float:
         _, info = batch.reset(seed=seed + r * batch.num_envs)
         success = info["success"].copy()
         for _ in range(FLAGS.budget):
-            if policy == "expert":
-                action = batch.expert_actions()
-            else:
-                action = rng.uniform(-1, 1, (batch.num_envs, batch.action_dim))
-            success |= batch.step(action)[1]
+            success |= batch.step(batch.policy_actions(policy, rng))[1]
         hits.extend(success.tolist())
     return float(np.mean(hits[:num_episodes]))
 
@@ -98,9 +94,9 @@ def report_host_env(name: str, seed: int) -> dict:
     """:func:`report_env` for a host environment (:mod:`lewm_jax.envs.host`)."""
     import matplotlib.pyplot as plt
 
+    from lewm_jax.data.episodes import goal_pairs
     from lewm_jax.data.host_collect import collect_host_episodes
     from lewm_jax.envs.host import HostBatch
-    from lewm_jax.planning.closed_loop import sample_eval_episodes
     from lewm_jax.planning.host_loop import HostLoop
 
     kwargs = json.loads(FLAGS.env_kwargs)
@@ -113,7 +109,7 @@ def report_host_env(name: str, seed: int) -> dict:
         row = {"env": name, "image_size": FLAGS.image_size, "strip": str(path)}
         row["collect_frames_per_s"] = timing["frames_per_s"]
         n = FLAGS.num_envs  # the offset protocol: 50 pairs, n at a time (the last padded)
-        start, goal = sample_eval_episodes(eps, 50, offset=FLAGS.offset, seed=42)
+        start, goal = goal_pairs(eps, 50, offset=FLAGS.offset, seed=42)
         pad = (-len(start)) % n
         start, goal = np.r_[start, start[:pad]], np.r_[goal, goal[:pad]]
         zeros = np.zeros(batch.action_dim)

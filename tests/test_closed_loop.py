@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from experiments.configs.lewm import get_config
-from lewm_jax.data.episodes import Episodes
+from lewm_jax.data.episodes import Episodes, goal_pairs
 from lewm_jax.envs import make
 from lewm_jax.models import build_model
 from lewm_jax.planning import closed_loop
@@ -38,14 +38,12 @@ def test_eval_episode_sampling_keeps_goals_in_the_same_episode():
     eps = Episodes(
         np.zeros((70, 4, 4, 3), np.uint8), np.zeros((70, 2)), np.array([0, 30]), np.array([30, 40])
     )
-    start, goal = closed_loop.sample_eval_episodes(eps, 10, offset=25, seed=0)
+    start, goal = goal_pairs(eps, 10, offset=25, seed=0)
     assert np.all(goal - start == 25)
     assert np.all((goal < 30) | (start >= 30))  # never crosses the episode boundary
-    np.testing.assert_array_equal(
-        start, closed_loop.sample_eval_episodes(eps, 10, offset=25, seed=0)[0]
-    )
-    with pytest.raises(ValueError, match="only 20 dataset frames"):
-        closed_loop.sample_eval_episodes(eps, 21, offset=25, seed=0)
+    np.testing.assert_array_equal(start, goal_pairs(eps, 10, offset=25, seed=0)[0])
+    with pytest.raises(ValueError, match="only 20 frames have a goal 25 steps later"):
+        goal_pairs(eps, 21, offset=25, seed=0)
 
 
 def test_closed_loop_runs_all_episodes_in_one_program_and_checks_success():

@@ -8,7 +8,7 @@ import pytest
 
 from experiments.configs.lewm import get_config
 from lewm_jax.data import datasets
-from lewm_jax.planning import closed_loop
+from lewm_jax.data.episodes import goal_pairs
 from lewm_jax.planning.checks import check_planning_config
 from lewm_jax.planning.evaluate import evaluate_planning
 from lewm_jax.planning.pairs import pair_episodes
@@ -70,7 +70,7 @@ def test_two_heldout_seeds_pool_and_report_the_protocol(trained):
         eps = datasets.load_episodes(config.data, seed, num_episodes=plan.dataset_episodes)
         mine = pair_episodes(config, plan, seed)
         np.testing.assert_array_equal(mine.pixels, eps.pixels)
-        start, _ = closed_loop.sample_eval_episodes(eps, n, offset=plan.offset, seed=seed)
+        start, _ = goal_pairs(eps, n, offset=plan.offset, seed=seed)
         assert _starts(report, seed) == start.tolist()
     assert _starts(report, 42) != _starts(report, 43)
     assert report["pairs"] == (
@@ -116,9 +116,7 @@ def test_train_pairs_come_from_the_training_episodes(trained):
     report = evaluate_planning(str(workdir), plan, config=config, progress=False)
     train_eps = datasets.load_episodes(config.data, config.seed)
     np.testing.assert_array_equal(pair_episodes(config, plan, 42).pixels, train_eps.pixels)
-    start, goal = closed_loop.sample_eval_episodes(
-        train_eps, plan.num_episodes, offset=plan.offset, seed=42
-    )
+    start, goal = goal_pairs(train_eps, plan.num_episodes, offset=plan.offset, seed=42)
     assert _starts(report, 42) == start.tolist()
     assert [r["goal"] for r in report["episodes_detail"]] == goal.tolist()
     assert report["pairs"] == "train: the 12 training episodes (generated with seed 3072)"

@@ -104,7 +104,7 @@ def test_bad_host_environments_fail_in_one_line():
 
 def test_a_jax_reacher_run_is_evaluated_in_dm_control_from_the_same_pairs(tmp_path):
     from experiments.configs.lewm import get_config
-    from lewm_jax.planning.closed_loop import sample_eval_episodes
+    from lewm_jax.data.episodes import goal_pairs
     from lewm_jax.planning.evaluate import evaluate_planning
     from lewm_jax.planning.pairs import pair_episodes
     from lewm_jax.run import train_and_evaluate
@@ -119,7 +119,7 @@ def test_a_jax_reacher_run_is_evaluated_in_dm_control_from_the_same_pairs(tmp_pa
     assert (tmp_path / "planning_cem_reacherdmc-v0.json").exists()
     # The pairs of the pure-JAX evaluation: held-out Reacher-v0 episodes of seed 42.
     eps = pair_episodes(config, plan, 42)
-    start, _ = sample_eval_episodes(eps, 2, offset=plan.offset, seed=42)
+    start, _ = goal_pairs(eps, 2, offset=plan.offset, seed=42)
     assert [r["start"] for r in report["episodes_detail"]] == start.tolist()
     timing = report["host_timing"]
     assert all(timing[k] > 0 for k in ("plan_s", "encode_s", "sim_s", "render_s", "host_s"))

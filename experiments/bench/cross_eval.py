@@ -39,7 +39,7 @@ def define_flags():
 
 def eval_pairs(config, report: dict) -> list[dict]:
     """Per seed of ``report``, the start/goal physical states and our per-episode outcomes."""
-    from lewm_jax.planning import closed_loop
+    from lewm_jax.data.episodes import goal_pairs
     from lewm_jax.planning.pairs import pair_episodes
 
     protocol = report["protocol"]
@@ -51,7 +51,7 @@ def eval_pairs(config, report: dict) -> list[dict]:
     out = []
     for seed in protocol["seeds"]:
         eps = pair_episodes(config, plan_config, seed)
-        start, goal = closed_loop.sample_eval_episodes(
+        start, goal = goal_pairs(
             eps, protocol["num_episodes"], offset=protocol["offset"], seed=seed
         )
         ours = [r for r in rows if r["seed"] == seed]

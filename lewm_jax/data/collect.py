@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lewm_jax.data.episodes import Episodes, episode_offsets
+from lewm_jax.data.episodes import Episodes, episode_offsets, goal_pairs
 
 _CHUNK_BYTES = 1 << 30  # default bound on the pixels of one chunk
 
@@ -209,15 +209,8 @@ def offset_goal_success_rate(
     """
     if episodes.state is None:
         raise ValueError("episodes need a physical `state` column to reset the env")
-    bounds = zip(episodes.ep_offset, episodes.ep_len, strict=True)
-    valid = [o + np.arange(n - offset) for o, n in bounds]
-    valid = np.concatenate([v for v in valid if len(v)] or [np.zeros(0, np.int64)])
-    if len(valid) < num_episodes:
-        raise ValueError(
-            f"only {len(valid)} frames have a goal {offset} steps later; {num_episodes} requested"
-        )
-    start = np.random.default_rng(seed).choice(valid, num_episodes, replace=False)
+    start, goal = goal_pairs(episodes, num_episodes, offset=offset, seed=seed)
     run = jax.jit(jax.vmap(_evaluate(env, env_params, policy, budget)))
     keys = jax.random.split(key, num_episodes)
-    success = run(keys, episodes.state[start], episodes.state[start + offset])
+    success = run(keys, episodes.state[start], episodes.state[goal])
     return float(np.mean(jax.device_get(success)))

@@ -113,3 +113,17 @@ def clip_starts(ep_offset, ep_len, span: int) -> np.ndarray:
         off + np.arange(n - span + 1) for off, n in zip(ep_offset, ep_len, strict=True) if n >= span
     ]
     return np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, np.int64)
+
+
+def goal_pairs(episodes: Episodes, num: int, *, offset: int, seed: int) -> tuple:
+    """The evaluation protocol's start/goal pairs: dataset steps ``(start (E,), goal (E,))``
+    with ``goal = start + offset`` in the same episode, the ``num`` starts drawn without
+    replacement with ``seed``."""
+    valid = clip_starts(episodes.ep_offset, episodes.ep_len, offset + 1)
+    if len(valid) < num:
+        raise ValueError(
+            f"only {len(valid)} frames have a goal {offset} steps later; {num} start/goal "
+            "pairs requested"
+        )
+    start = np.random.default_rng(seed).choice(valid, num, replace=False)
+    return start, start + offset

@@ -13,8 +13,7 @@ import time
 import numpy as np
 
 from lewm_jax.data.episodes import Episodes, episode_offsets
-
-POLICIES = ("expert", "random")
+from lewm_jax.envs.episodes import check_policy
 
 
 def collect_host_episodes(
@@ -44,8 +43,7 @@ def collect_host_episodes(
         the batch's ``sim_s``/``render_s``/``host_s`` and ``frames_per_s`` (stored frames
         per wall second).
     """
-    if policy not in POLICIES:
-        raise ValueError(f"unknown collection policy {policy!r}; expected one of {POLICIES}")
+    check_policy(policy)
     if num_episodes < 1 or max_steps < 2:
         raise ValueError(
             f"num_episodes must be >= 1 and max_steps >= 2, got {num_episodes} and {max_steps}"
@@ -58,10 +56,7 @@ def collect_host_episodes(
         state = info["physical_state"]
         ep_px, ep_act, ep_state = [frames], [], [state]
         for _ in range(max_steps - 1):
-            if policy == "expert":
-                action = batch.expert_actions()
-            else:
-                action = rng.uniform(-1.0, 1.0, (n, batch.action_dim)).astype(np.float32)
+            action = batch.policy_actions(policy, rng)
             frames, _, state = batch.step(action)
             ep_px.append(frames)
             ep_act.append(action)

@@ -34,6 +34,7 @@ from flax import struct
 from gymnax.environments import environment, spaces
 
 from lewm_jax import frames
+from lewm_jax.envs.episodes import check_policy
 
 
 @struct.dataclass
@@ -131,6 +132,12 @@ class PixelEnv(environment.Environment):
     def random_policy(self, key: jax.Array, state, params) -> jax.Array:
         """Uniform (A,) action in [-1, 1]^A."""
         return jax.random.uniform(key, (self.action_dim,), minval=-1.0, maxval=1.0)
+
+    def policy(self, name: str):
+        """The baseline policy ``name`` (:data:`~lewm_jax.envs.episodes.POLICIES`):
+        ``policy(key, state, params) -> (A,)``."""
+        check_policy(name)
+        return self.random_policy if name == "random" else self.expert_policy
 
     @property
     def name(self) -> str:

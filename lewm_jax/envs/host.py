@@ -30,6 +30,7 @@ import numpy as np
 
 from lewm_jax import envs
 from lewm_jax._deps import require
+from lewm_jax.envs.episodes import check_policy
 
 _RESET_KEYS = ("success", "physical_state", "goal_frame")
 _STEP_KEYS = ("success", "physical_state")
@@ -212,6 +213,14 @@ class HostBatch:
                 "environment with a scripted oracle (or collect with the random policy)"
             ) from None
         return np.stack(actions).astype(np.float32)
+
+    def policy_actions(self, name: str, rng: np.random.Generator) -> np.ndarray:
+        """``(N, A)`` float32 actions of the baseline policy ``name``
+        (:data:`~lewm_jax.envs.episodes.POLICIES`): the oracles', or uniform ones from ``rng``."""
+        check_policy(name)
+        if name == "expert":
+            return self.expert_actions()
+        return rng.uniform(-1.0, 1.0, (self.num_envs, self.action_dim)).astype(np.float32)
 
     def close(self) -> None:
         """Closes the simulators."""

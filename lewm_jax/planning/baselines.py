@@ -12,7 +12,6 @@ import jax
 import jax.numpy as jnp
 
 from lewm_jax.planning.closed_loop import make_env_step, start_tracking
-from lewm_jax.planning.registry import POLICIES
 
 
 def make_policy_loop(env, env_params, policy: str, *, budget: int):
@@ -29,9 +28,7 @@ def make_policy_loop(env, env_params, policy: str, *, budget: int):
         policy: ``"random"`` or ``"expert"``.
         budget: env steps per episode.
     """
-    if policy not in POLICIES:
-        raise ValueError(f"unknown policy {policy!r}; expected one of {POLICIES}")
-    act = env.random_policy if policy == "random" else env.expert_policy
+    act = env.policy(policy)
     env_step = make_env_step(env, env_params, budget)
 
     def episode(key, start_state, goal_state):

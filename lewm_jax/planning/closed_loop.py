@@ -14,26 +14,10 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from lewm_jax.data.episodes import Episodes
+from lewm_jax.envs.episodes import start_success, track_success
 from lewm_jax.planning.cost import make_latent_cost
 from lewm_jax.planning.registry import PLANNERS, check_planner
-
-
-def sample_eval_episodes(episodes: Episodes, num: int, *, offset: int, seed: int) -> tuple:
-    """Dataset steps ``(start (E,), goal (E,))`` with ``goal = start + offset`` in one episode."""
-    valid = [
-        o + np.arange(n - offset) for o, n in zip(episodes.ep_offset, episodes.ep_len, strict=True)
-    ]
-    valid = np.concatenate([v for v in valid if len(v)] or [np.zeros(0, np.int64)])
-    if len(valid) < num:
-        raise ValueError(
-            f"only {len(valid)} dataset frames have a goal {offset} steps later; "
-            f"{num} evaluation episodes requested"
-        )
-    start = np.random.default_rng(seed).choice(valid, num, replace=False)
-    return start, start + offset
 
 
 def check_protocol(*, budget: int, horizon: int, receding: int, frameskip: int) -> None:
@@ -59,9 +43,8 @@ def make_env_step(env, env_params, budget: int):
         state, success, first, t = carry
         action, k = xs
         obs, state, _, _, info = env.step_env(k, state, action, env_params)
-        hit = info["success"] & (t < budget)
-        first = jnp.where(hit & ~success, t + 1, first)
-        return (state, success | hit, first, t + 1), obs
+        success, first = track_success(success, first, info["success"] & (t < budget), t)
+        return (state, success, first, t + 1), obs
 
     return env_step
 
@@ -70,7 +53,7 @@ def start_tracking(env, env_params, start_state, goal_state, budget: int):
     """``(solved_at_start, first)``: an episode may start inside the goal region, which
     counts as a success at step 0 (as in the reference); otherwise ``first = budget``."""
     at_goal = env.is_success(start_state, goal_state, env_params)
-    return at_goal, jnp.where(at_goal, 0, budget).astype(jnp.int32)
+    return at_goal, start_success(at_goal, budget)
 
 
 def make_replan(

@@ -15,7 +15,9 @@ import jax
 import numpy as np
 
 from lewm_jax.data import datasets
+from lewm_jax.data.episodes import goal_pairs
 from lewm_jax.envs import is_host_env
+from lewm_jax.envs.episodes import POLICIES
 from lewm_jax.planning import baselines, closed_loop, report
 from lewm_jax.planning.checks import check_planning_config, eval_seeds, plan_field, report_stem
 from lewm_jax.planning.pairs import describe_pairs, pair_episodes
@@ -41,7 +43,7 @@ def run_seeds(run, variables, config, plan_config, *, progress: bool = False):
             raise ValueError(
                 f"dataset {config.data.name!r} stores no physical state to evaluate from"
             )
-        start, goal = closed_loop.sample_eval_episodes(
+        start, goal = goal_pairs(
             eps, plan_config.num_episodes, offset=plan_config.offset, seed=seed
         )
         args = (eps.state[start], eps.state[goal], eps.pixels[goal])
@@ -156,7 +158,7 @@ def evaluate_planning(
         # The run's own host environment as it collected the data (e.g. its renderer).
         own = host_id == config.data.get("env") and config.data.get("env_kwargs")
         run = host_loop(host_id, model, n, size, dict(own or {}), **loop_kwargs)
-    elif plan_config.planner in baselines.POLICIES:  # same pairs, seeds and budget, no model
+    elif plan_config.planner in POLICIES:  # same pairs, seeds and budget, no model
         env_, env_params = datasets.make_env(config.data)
         run = baselines.make_policy_loop(
             env_, env_params, plan_config.planner, budget=plan_config.budget

@@ -16,8 +16,8 @@ import time
 import jax
 import numpy as np
 
+from lewm_jax.envs.episodes import POLICIES, start_success, track_success
 from lewm_jax.planning.closed_loop import check_protocol, make_replan
-from lewm_jax.planning.registry import POLICIES
 
 
 class HostLoop:
@@ -61,13 +61,6 @@ class HostLoop:
             )
         )
 
-    def _policy_actions(self, rng) -> np.ndarray:
-        """``(N, steps_per_plan, A)`` actions of the fixed policy, one step at a time."""
-        if self.policy == "expert":
-            return self.batch.expert_actions()[:, None]
-        shape = (self.batch.num_envs, 1, self.batch.action_dim)
-        return rng.uniform(-1.0, 1.0, shape).astype(np.float32)
-
     def __call__(self, key, variables, start_state, goal_state, goal_frame=None):
         del goal_frame
         batch, budget = self.batch, self.budget
@@ -79,7 +72,7 @@ class HostLoop:
             z_goal = jax.block_until_ready(self._encode(variables, info["goal_frame"]))
             self.timing["encode_s"] += time.perf_counter() - t0
         at_start = info["success"].copy()
-        success, first = at_start.copy(), np.where(at_start, 0, budget).astype(np.int32)
+        success, first = at_start.copy(), start_success(at_start, budget)
         costs = np.full(batch.num_envs, np.nan, np.float32)
         frames, t = [obs], 0
         while t < budget:
@@ -89,11 +82,11 @@ class HostLoop:
                 raw, costs = jax.device_get(self._plan(k, variables, obs, z_goal))
                 self.timing["plan_s"] += time.perf_counter() - t0
             else:
-                raw = self._policy_actions(rng)
+                raw = batch.policy_actions(self.policy, rng)[:, None]  # one step at a time
             for j in range(min(raw.shape[1], budget - t)):
                 obs, hit, _ = batch.step(raw[:, j])
-                first = np.where(hit & ~success, t + 1, first)
-                success, t = success | hit, t + 1
+                success, first = track_success(success, first, hit, t)
+                t += 1
                 if self.keep_frames:
                     frames.append(obs)
         out = {

@@ -6,13 +6,12 @@ Every planner is a pure ``planner(key, cost_fn, init_mean, init_std, **settings)
 
 import inspect
 
+# The fixed baseline policies, which the planning evaluation runs like planners (baselines.py).
+from lewm_jax.envs.episodes import POLICIES
 from lewm_jax.planning.cem import cem
 from lewm_jax.planning.gradient import gradient_planner
 from lewm_jax.planning.icem import icem
 from lewm_jax.planning.mppi import mppi
-
-# Fixed baseline policies that the planning evaluation runs like planners (baselines.py).
-POLICIES = ("random", "expert")
 
 PLANNERS = {"cem": cem, "gradient": gradient_planner, "icem": icem, "mppi": mppi}
 
