@@ -175,6 +175,16 @@ class PopulationProgram(Program):
     def iterate(self, start: int, stop: int, **kwargs):
         return iterate_batches(self.batch, start, stop, **kwargs)
 
+    def resume_step(self, ckpts) -> int | None:
+        """None when every member's latest checkpoint is the same step (or none has one);
+        else the newest step all of them hold (0: none), so that a population killed
+        between two members' saves resumes together."""
+        latest = {c.latest_step() for c in ckpts}
+        if len(latest) == 1:
+            return None
+        shared = set.intersection(*(set(c.all_steps()) for c in ckpts))
+        return max(shared, default=0)
+
     def stack(self, states: list):
         return self._stack(states)
 

@@ -9,15 +9,15 @@ written to ``workdir``.
 The loop (:func:`run_loop`) trains a list of members, each a run with its own config and
 run directory: one for a plain run, several for a population trained in one compiled
 program (:mod:`lewm_jax.training.population`). A :class:`Program` says how the members'
-states are stepped together; everything else (resume, logging, checkpoints, validation)
-is per member and the same either way.
+states are stepped together (and, for a population, which step they resume from); each
+member's run directory is a :class:`~lewm_jax.training.outputs.RunOutputs` (config, metrics
+log, checkpoints), the same either way.
 """
 
 import collections
 import contextlib
 import dataclasses
 import functools
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,10 @@ from lewm_jax.data import datasets
 from lewm_jax.data.clips import ClipSource
 from lewm_jax.data.episodes import action_stats
 from lewm_jax.models import build_model
-from lewm_jax.training import reporting, run_dir, sharding
+from lewm_jax.training import run_dir, sharding
 from lewm_jax.training.checks import check_training_config
 from lewm_jax.training.optim import make_optimizer
+from lewm_jax.training.outputs import RunOutputs
 from lewm_jax.training.state import init_train_state
 from lewm_jax.training.step import make_eval_step, make_train_step
 
@@ -129,40 +130,6 @@ def _restore_or_init(config, ckpt, init, sample, abstract, at_step=None):
     return init(jax.random.key(config.seed), sample), "started from scratch"
 
 
-def _common_step(ckpts) -> int | None:
-    """None when every member's latest checkpoint is the same step (or none has one); else
-    the newest step all of them hold (0: none), so that a population killed between two
-    members' saves resumes together."""
-    latest = {c.latest_step() for c in ckpts}
-    if len(latest) == 1:
-        return None
-    shared = set.intersection(*(set(c.all_steps()) for c in ckpts))
-    return max(shared, default=0)
-
-
-def _to_rows(steps: list[int], fetched: list[dict]) -> list[dict]:
-    """Per-step host metrics as JSON rows."""
-    return [
-        {"step": s, **{k: float(v) for k, v in m.items()}}
-        for s, m in zip(steps, fetched, strict=True)
-    ]
-
-
-def _stop_if_non_finite(rows: list[dict], ckpt, workdir: Path) -> None:
-    """Raises FloatingPointError naming the first non-finite loss and the last good checkpoint."""
-    bad = [r["step"] for r in rows if not math.isfinite(r["loss"])]
-    if not bad:
-        return
-    ckpt.wait()  # pending saves are of earlier, finite steps: let them reach the disk
-    last = ckpt.latest_step()
-    kept = f"step {last}" if last is not None else "none saved"
-    kept += f" in {workdir / 'checkpoints'}"
-    raise FloatingPointError(
-        f"non-finite loss at step {bad[0]} (checked steps {rows[0]['step']}-{rows[-1]['step']}); "
-        f"training stopped without saving; last good checkpoint: {kept}"
-    )
-
-
 def evaluate(eval_step, state, source: ClipSource, mesh, key, num_batches: int) -> dict:
     """Mean validation metrics over the first ``num_batches`` batches of ``source``."""
     n = max(1, min(num_batches, source.steps_per_epoch))
@@ -205,6 +172,10 @@ class Program:
     def iterate(self, start: int, stop: int, **kwargs):
         """``(step, host batch)`` for ``start <= step < stop`` (see ClipSource.iterate)."""
         return self.member.train_src.iterate(start, stop, **kwargs)
+
+    def resume_step(self, ckpts) -> int | None:
+        """The step every member resumes from, or None: each its own latest (one run)."""
+        return None
 
     def stack(self, states: list):
         """The loop's state from the members' states."""
@@ -276,43 +247,26 @@ def run_loop(members: list[Member], program_cls=Program) -> list[dict]:
         lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl), abstract
     )
 
-    workdirs = [run_dir.check_workdir(m.workdir) for m in members]
-    ckpts = [
-        run_dir.checkpointer(
-            w,
-            keep=config.keep_checkpoints,
-            async_save=config.async_checkpoints,
-            keep_every=config.get("keep_checkpoints_every", 0),
-        )
-        for w in workdirs
-    ]
-    at_step = _common_step(ckpts)
-    existing = [set(c.all_steps()) for c in ckpts]  # steps a member need not save again
+    outs = [RunOutputs(m) for m in members]
+    at_step = program.resume_step([o.ckpt for o in outs])
     restored = [
-        _restore_or_init(m.config, c, init, sample, abstract, at_step)
-        for m, c in zip(members, ckpts, strict=True)
+        _restore_or_init(m.config, o.ckpt, init, sample, abstract, at_step)
+        for m, o in zip(members, outs, strict=True)
     ]
     state = program.stack([s for s, _ in restored])
-    is_main = jax.process_index() == 0
     start = int(jax.device_get(restored[0][0].step))
-    logs = []
-    for m, w in zip(members, workdirs, strict=True):
-        # One run directory for all hosts: only the first writes its files (orbax
-        # checkpoints are written collectively by all of them).
-        if is_main and m.stored is None:
-            run_dir.write_config(w, m.config.to_json(indent=2))
-        # Planning and analysis de-normalise actions with exactly these statistics.
-        if is_main and run_dir.read_action_stats(w) is None:
-            run_dir.write_action_stats(w, *m.stats)
-        logs.append(run_dir.MetricsLog(w, resume_step=start) if is_main else None)
+    for o in outs:
+        o.open(start)
+    is_main = jax.process_index() == 0
     if is_main:
         origin = restored[0][1] + (f" ({len(members)} members)" if len(members) > 1 else "")
         print(
             f"lewm_jax: {origin}; {total} steps, {members[0].train_src.steps_per_epoch} per "
-            f"epoch, {len(jax.devices())} devices, workdir " + ", ".join(str(w) for w in workdirs),
+            f"epoch, {len(jax.devices())} devices, workdir "
+            + ", ".join(str(o.workdir) for o in outs),
             flush=True,
         )
-    pending, last, val = [], [{}] * len(members), [{}] * len(members)
+    pending = []
     t0 = t_first = time.time()
     bar = tqdm(total=total, initial=start, disable=not is_main, desc="train", dynamic_ncols=True)
     batches = program.iterate(
@@ -345,69 +299,54 @@ def run_loop(members: list[Member], program_cls=Program) -> list[dict]:
                     jax.block_until_ready(m)
                 with clock("metrics"):
                     steps = [s for s, _ in pending]
-                    per_step = [
-                        program.member_metrics(f) for f in jax.device_get([x for _, x in pending])
-                    ]
+                    fetched = jax.device_get([x for _, x in pending])
+                    per_step = [program.member_metrics(f) for f in fetched]
                     pending = []
-                    for i, (ckpt, w) in enumerate(zip(ckpts, workdirs, strict=True)):
-                        rows = _to_rows(steps, [p[i] for p in per_step])
-                        _stop_if_non_finite(rows, ckpt, w)
-                        if logs[i]:
-                            logs[i].write(rows)
-                        last[i] = rows[-1]
+                    for i, o in enumerate(outs):
+                        o.write_metrics(steps, [p[i] for p in per_step])
+                    first = outs[0].last
                     bar.set_postfix(
-                        loss=f"{last[0]['loss']:.4f}",
-                        pred=f"{last[0]['pred_loss']:.4f}",
-                        rank=f"{last[0]['z_rank']:.1f}",
+                        loss=f"{first['loss']:.4f}",
+                        pred=f"{first['pred_loss']:.4f}",
+                        rank=f"{first['z_rank']:.1f}",
                     )
             if done % config.eval_every == 0 or done == total:
                 with clock("step"):
                     jax.block_until_ready(state)
                 with clock("validation"):
-                    val = program.evaluate(state)
-                    for log, d in zip(logs, val, strict=True):
-                        if log:
-                            log.write([{"step": done, **d}])
+                    for o, d in zip(outs, program.evaluate(state), strict=True):
+                        o.write_validation(done, d)
             if save:
                 with clock("checkpoint"):
-                    for ckpt, have, s in zip(ckpts, existing, program.unstack(state), strict=True):
-                        if done not in have:
-                            ckpt.save(done, s)
+                    for o, s in zip(outs, program.unstack(state), strict=True):
+                        o.save(done, s)
     finally:
         batches.close()
         bar.close()
-        for log in logs:
-            if log:
-                log.close()
+        for o in outs:
+            o.close_log()
         with clock("checkpoint"):
-            for ckpt in ckpts:
-                ckpt.wait()
-                ckpt.close()
+            for o in outs:
+                o.close_checkpoints()
     steps_run = int(jax.device_get(program.unstack(state)[0].step)) - start
     rows = members[0].train_src.local_rows
     elapsed, steady = time.time() - t0, time.time() - t_first
-    summaries = []
-    for i, w in enumerate(workdirs):
-        if is_main:
-            reporting.plot_curves(logs[i].read(), w / run_dir.CURVES_FILE, title=str(w))
-        summaries.append(
-            {
-                **last[i],
-                **val[i],
-                "total_steps": total,
-                "steps_run": steps_run,
-                "seconds_per_step": elapsed / max(steps_run, 1),
-                # Without the first step (compilation): the figure to compare data sources by.
-                "steady_seconds_per_step": steady / max(steps_run - 1, 1)
-                if steps_run > 1
-                else None,
-                # Where the steady part's wall time went (PhaseClock); the rest is the loop's
-                # own bookkeeping.
-                "loop_seconds": {k: round(v, 3) for k, v in sorted(clock.seconds.items())},
-                "origin": restored[i][1],
-                # What this process read: its rows of every global batch (multi-host).
-                "clips_read": clips_read,
-                "batch_rows": [rows.start, rows.stop],
-            }
-        )
-    return summaries
+    timing = {
+        "total_steps": total,
+        "steps_run": steps_run,
+        "seconds_per_step": elapsed / max(steps_run, 1),
+        # Without the first step (compilation): the figure to compare data sources by.
+        "steady_seconds_per_step": steady / max(steps_run - 1, 1) if steps_run > 1 else None,
+        # Where the steady part's wall time went (PhaseClock); the rest is the loop's own
+        # bookkeeping.
+        "loop_seconds": {k: round(v, 3) for k, v in sorted(clock.seconds.items())},
+        # What this process read: its rows of every global batch (multi-host).
+        "clips_read": clips_read,
+        "batch_rows": [rows.start, rows.stop],
+    }
+    for o in outs:
+        o.plot()
+    return [
+        {**o.last, **o.val, **timing, "origin": origin}
+        for o, (_, origin) in zip(outs, restored, strict=True)
+    ]
