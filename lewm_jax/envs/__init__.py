@@ -94,6 +94,11 @@ def register(
     return spec
 
 
+def _find(name: str) -> EnvSpec | None:
+    """The spec of a registered env id or dataset name, or None."""
+    return _SPECS.get(name) or next((s for s in _SPECS.values() if s.dataset == name), None)
+
+
 def specs(kind: str | None = "jax") -> tuple[EnvSpec, ...]:
     """The registered environments of ``kind`` (None: both), in registration order."""
     return tuple(s for s in _SPECS.values() if kind is None or s.kind == kind)
@@ -112,13 +117,13 @@ def dataset_names(kind: str | None = "jax") -> tuple[str, ...]:
 def is_host_env(name: str) -> bool:
     """Whether ``name`` is a host environment: registered as one, or an unregistered
     gymnasium id (namespaced, ``"ns/Name-vN"``), which the host contract also admits."""
-    found = _SPECS.get(name) or next((s for s in _SPECS.values() if s.dataset == name), None)
+    found = _find(name)
     return found.kind == "host" if found else "/" in name
 
 
 def spec(name: str) -> EnvSpec:
     """The :class:`EnvSpec` of a registered env id or dataset name."""
-    found = _SPECS.get(name) or next((s for s in _SPECS.values() if s.dataset == name), None)
+    found = _find(name)
     if found is None:
         expected = sorted([*env_ids(None), *dataset_names(None)])
         raise ValueError(f"unknown environment {name!r}; expected one of {expected}")
