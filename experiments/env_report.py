@@ -97,7 +97,7 @@ def report_host_env(name: str, seed: int) -> dict:
     from lewm_jax.data.episodes import goal_pairs
     from lewm_jax.data.host_collect import collect_host_episodes
     from lewm_jax.envs.host import HostBatch
-    from lewm_jax.planning.host_loop import HostLoop
+    from lewm_jax.planning.batch_loop import BatchLoop
 
     kwargs = json.loads(FLAGS.env_kwargs)
     with HostBatch(name, FLAGS.num_envs, image_size=FLAGS.image_size, **kwargs) as batch:
@@ -115,7 +115,7 @@ def report_host_env(name: str, seed: int) -> dict:
         zeros = np.zeros(batch.action_dim)
         for policy in ("expert", "random"):
             row[f"{policy}_reset"] = _host_reset_rate(batch, policy, FLAGS.episodes, seed + 1)
-            loop = HostLoop(
+            loop = BatchLoop(
                 batch,
                 None,
                 planner=policy,

@@ -12,7 +12,7 @@ pytest.importorskip("ogbench", reason="needs the cube extra (ogbench)")
 from lewm_jax.data.hdf5 import HDF5Store, write_hdf5  # noqa: E402
 from lewm_jax.data.host_collect import collect_host_episodes  # noqa: E402
 from lewm_jax.envs.host import HostBatch  # noqa: E402
-from lewm_jax.planning.host_loop import HostLoop  # noqa: E402
+from lewm_jax.planning.batch_loop import BatchLoop  # noqa: E402
 
 CUBE = "lewm/CubeOGB-v0"
 CUBE_XYZ = slice(14, 17)  # the cube's free joint in qpos (after the arm and the gripper)
@@ -78,7 +78,7 @@ def test_resets_to_a_stored_state_and_the_oracle_places_the_cube(collected):
         np.testing.assert_array_equal(info["goal_frame"][1], frames[1])
         rates = {}
         for policy, budget in (("expert", 70), ("random", 20)):
-            loop = HostLoop(batch, None, planner=policy, action_mean=np.zeros(5),
+            loop = BatchLoop(batch, None, planner=policy, action_mean=np.zeros(5),
                             action_std=np.ones(5), budget=budget, horizon=1, receding=1,
                             frameskip=1, keep_frames=False)  # fmt: skip
             out = loop(jax.random.key(0), None, starts[:1].repeat(2, 0), goals[:1].repeat(2, 0))

@@ -11,7 +11,7 @@ pytest.importorskip("dm_control.suite", reason="needs the dmc extra (dm_control)
 
 from experiments.bench.reacher_replay import joint_error, ours_qpos  # noqa: E402
 from lewm_jax.envs.host import HostBatch, make_host_env  # noqa: E402
-from lewm_jax.planning.host_loop import HostLoop  # noqa: E402
+from lewm_jax.planning.batch_loop import BatchLoop  # noqa: E402
 
 REACHER = "lewm/ReacherDMC-v0"
 
@@ -48,7 +48,7 @@ def test_the_expert_reaches_goals_that_random_actions_miss():
     with HostBatch(REACHER, 4, image_size=16, render_size=16) as batch:
         rates = {}
         for policy in ("expert", "random"):
-            loop = HostLoop(batch, None, planner=policy, action_mean=np.zeros(2),
+            loop = BatchLoop(batch, None, planner=policy, action_mean=np.zeros(2),
                             action_std=np.ones(2), budget=30, horizon=1, receding=1,
                             frameskip=1, keep_frames=False)  # fmt: skip
             out = loop(jax.random.key(0), None, starts, goals)
@@ -95,7 +95,7 @@ def test_bad_host_environments_fail_in_one_line():
             batch.reset(np.zeros((2, 4)), np.zeros((2, 4)))
     with HostBatch(REACHER, 1, image_size=16, render_size=16) as batch:
         with pytest.raises(ValueError) as err:
-            HostLoop(batch, None, planner="cem", action_mean=np.zeros(3), action_std=np.ones(3))
+            BatchLoop(batch, None, planner="cem", action_mean=np.zeros(3), action_std=np.ones(3))
         assert str(err.value) == (
             "host environment 'lewm/ReacherDMC-v0' takes 2-D actions but the model was "
             "trained on 3-D actions"

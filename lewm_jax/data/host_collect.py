@@ -1,9 +1,10 @@
-"""Episode collection in host environments (:mod:`lewm_jax.envs.host`), N at a time.
+"""Episode collection from an episode batch, N at a time: how host environments collect.
 
-The host counterpart of :func:`lewm_jax.data.collect.collect_episodes`: every round resets
-the N environments of a :class:`~lewm_jax.envs.host.HostBatch` at random (seeded), steps
-them ``max_steps - 1`` times with the scripted oracle (``expert_policy``) or uniform random
-actions, and appends the N episodes to the flat :class:`~lewm_jax.data.episodes.Episodes`
+The counterpart of :func:`lewm_jax.data.collect.collect_episodes` (a JAX environment's fast
+path) for any :class:`~lewm_jax.envs.batch.EpisodeBatch`, in practice the host
+environments' :class:`~lewm_jax.envs.host.HostBatch`: every round resets the N episodes at
+random (seeded), steps them ``max_steps - 1`` times with the scripted expert or uniform
+random actions, and appends the N episodes to the flat :class:`~lewm_jax.data.episodes.Episodes`
 layout (``write_hdf5`` turns it into an official-layout file). Shape letters: E episodes,
 N environments, T steps per episode, A action dim, P physical-state dim.
 """
@@ -28,13 +29,13 @@ def collect_host_episodes(
     """Collects ``num_episodes`` episodes of ``max_steps`` frames each.
 
     Args:
-        batch: a :class:`~lewm_jax.envs.host.HostBatch` (its N environments step together;
-            the last round's surplus episodes are dropped).
+        batch: an :class:`~lewm_jax.envs.batch.EpisodeBatch` (its N episodes step
+            together; the last round's surplus episodes are dropped).
         num_episodes: E.
         max_steps: T, frames per episode (T - 1 actions; the last frame's action is NaN,
             as in the official files).
         seed: seed of the resets (round r seeds ``seed + r * N``) and of random actions.
-        policy: ``"expert"`` (the environments' noisy oracles) or ``"random"``.
+        policy: ``"expert"`` (the environments' noisy scripted experts) or ``"random"``.
         progress: print a line per round.
 
     Returns:

@@ -3,7 +3,7 @@
 The world model and the planners run compiled on the accelerator; a host environment runs
 its simulator (MuJoCo, ...) and renderer on the CPU, as a gymnasium vector env. Any
 gymnasium environment that keeps this contract works with the closed-loop evaluation
-(:mod:`lewm_jax.planning.host_loop`, ``experiments.plan --env=...``):
+(:mod:`lewm_jax.planning.batch_loop`, ``experiments.plan --env=...``):
 
 - ``gymnasium.make(env_id, image_size=S)`` makes it; observations are uint8 ``(S, S, 3)``
   frames (a ``Box``) and actions a ``Box`` in ``[-1, 1]^A``;
@@ -30,6 +30,7 @@ import numpy as np
 
 from lewm_jax import envs
 from lewm_jax._deps import require
+from lewm_jax.envs.batch import check_actions, check_reset_args
 from lewm_jax.envs.episodes import check_policy
 
 _RESET_KEYS = ("success", "physical_state", "goal_frame")
@@ -113,7 +114,8 @@ class _Factory:
 
 
 class HostBatch:
-    """N episodes of a host environment stepped together (a gymnasium vector env).
+    """N episodes of a host environment stepped together (a gymnasium vector env): the
+    host kind of :class:`~lewm_jax.envs.batch.EpisodeBatch`.
 
     ``asynchronous`` steps them in N worker processes (gymnasium's ``AsyncVectorEnv``);
     ``env_kwargs`` go to every environment's constructor.
@@ -158,10 +160,7 @@ class HostBatch:
             ``info["physical_state"] (N, P)`` and ``info["goal_frame"] (N, S, S, 3)``.
         """
         n = self.num_envs
-        if (states is None) != (goals is None):
-            raise ValueError("give both states and goals, or neither")
-        if states is not None and (len(states) != n or len(goals) != n):
-            raise ValueError(f"expected {n} states and goals, got {len(states)} and {len(goals)}")
+        check_reset_args(n, states, goals)
         t0 = time.perf_counter()
         frames, rows = [None] * n, [None] * n
         # A masked reset keeps the other environments' last observations, so all must have
@@ -190,11 +189,7 @@ class HostBatch:
         Returns:
             ``(frames (N, S, S, 3) uint8, success (N,) bool, physical_state (N, P))``.
         """
-        actions = np.asarray(actions, np.float32)
-        if actions.shape != (self.num_envs, self.action_dim):
-            raise ValueError(
-                f"expected actions of shape {(self.num_envs, self.action_dim)}, got {actions.shape}"
-            )
+        actions = check_actions(actions, self.num_envs, self.action_dim)
         t0 = time.perf_counter()
         obs, _, _, _, info = self.vec.step(actions)
         self.timing["host_s"] += time.perf_counter() - t0

@@ -74,7 +74,7 @@ def make_replan(
     z_goal (D,)) -> (raw (receding * frameskip, A_raw), cost ())``: plans ``horizon`` blocks
     from the observation towards the goal latent and returns the first ``receding`` blocks as
     raw env actions (de-normalised, clipped to [-1, 1]) with the plan's cost. The pure-JAX
-    closed loop below and the host loop (:mod:`lewm_jax.planning.host_loop`) share it.
+    closed loop below and the batch loop (:mod:`lewm_jax.planning.batch_loop`) share it.
     Arguments as :func:`make_closed_loop`'s.
     """
     check_planner(planner, planner_settings)

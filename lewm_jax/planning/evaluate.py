@@ -91,18 +91,16 @@ def loop_settings(plan_config, settings, mean, std, frameskip: int) -> dict:
     )
 
 
-def host_loop(
-    host_id: str, model, num_episodes: int, image_size: int, env_kwargs=None, **loop_kwargs
-):
-    """The :class:`~lewm_jax.planning.host_loop.HostLoop` of ``num_episodes`` simulators of
-    the host environment ``host_id`` at the run's frame size (``env_kwargs``: keyword
-    arguments of its constructor)."""
-    from lewm_jax.envs.host import HostBatch
-    from lewm_jax.planning.host_loop import HostLoop
+def batch_loop(env_id: str, model, num_episodes: int, image_size: int, env_kwargs=None, **loop):
+    """The :class:`~lewm_jax.planning.batch_loop.BatchLoop` over ``num_episodes`` episodes of
+    the environment ``env_id`` at the run's frame size (``env_kwargs``: keyword arguments of
+    its constructor)."""
+    from lewm_jax.envs.batch import make_batch
+    from lewm_jax.planning.batch_loop import BatchLoop
 
-    batch = HostBatch(host_id, num_episodes, image_size=image_size, **(env_kwargs or {}))
+    batch = make_batch(env_id, num_episodes, image_size=image_size, **(env_kwargs or {}))
     try:
-        return HostLoop(batch, model, **loop_kwargs)
+        return BatchLoop(batch, model, **loop)
     except Exception:
         batch.close()
         raise
@@ -157,7 +155,7 @@ def evaluate_planning(
         n, size = plan_config.num_episodes, config.data.image_size
         # The run's own host environment as it collected the data (e.g. its renderer).
         own = host_id == config.data.get("env") and config.data.get("env_kwargs")
-        run = host_loop(host_id, model, n, size, dict(own or {}), **loop_kwargs)
+        run = batch_loop(host_id, model, n, size, dict(own or {}), **loop_kwargs)
     elif plan_config.planner in POLICIES:  # same pairs, seeds and budget, no model
         env_, env_params = datasets.make_env(config.data)
         run = baselines.make_policy_loop(

@@ -1,14 +1,16 @@
-"""Closed-loop planning in host environments: simulators on the host, planning compiled.
+"""Closed-loop planning over an episode batch: the environment steps outside, planning compiled.
 
 The protocol of :mod:`lewm_jax.planning.closed_loop` (start and goal from a dataset
 episode, budget, receding horizon, success per the environment's own criterion at any
-step, episodes already solved at the start), for the gymnasium environments of
-:mod:`lewm_jax.envs.host`. The N episodes step together in a vector env; at every
-replanning step their plans are one batched, compiled planner call (the same planning
-step as the pure-JAX loop, vmapped over episodes), and the host loop only steps the
-simulators and renders. The goal latent is encoded from the goal state as the host
-simulator renders it. Timings split the wall time into planning, simulation, rendering
-and the rest of the host loop. Shape letters: N episodes, P physical state, A action dim.
+step, episodes already solved at the start), for any
+:class:`~lewm_jax.envs.batch.EpisodeBatch`: the host environments' simulators
+(:class:`~lewm_jax.envs.host.HostBatch`), or a pure-JAX environment stepped call by call
+(:class:`~lewm_jax.envs.batch.JaxBatch`; its fast path is the compiled closed loop). The
+N episodes step together; at every replanning step their plans are one batched, compiled
+planner call (the same planning step as the pure-JAX loop, vmapped over episodes), and the
+loop only steps the batch. The goal latent is encoded from the goal state as the batch
+renders it. Timings split the wall time into planning, the batch's simulation and
+rendering, and the rest. Shape letters: N episodes, P physical state, A action dim.
 """
 
 import time
@@ -16,25 +18,26 @@ import time
 import jax
 import numpy as np
 
+from lewm_jax.envs import is_host_env
 from lewm_jax.envs.episodes import POLICIES, start_success, track_success
 from lewm_jax.planning.closed_loop import check_protocol, make_replan
 
 
-class HostLoop:
+class BatchLoop:
     """``loop(key, variables, start_state (N, P), goal_state (N, P), goal_frame=None)`` runs
-    N episodes in a :class:`~lewm_jax.envs.host.HostBatch` and returns the results of
+    N episodes in an :class:`~lewm_jax.envs.batch.EpisodeBatch` and returns the results of
     :func:`lewm_jax.planning.closed_loop.make_closed_loop` (as NumPy arrays).
 
-    ``goal_frame`` is ignored: the goal is encoded from the host's own render of the goal
+    ``goal_frame`` is ignored: the goal is encoded from the batch's own render of the goal
     state. ``planner`` may also be a policy of ``POLICIES`` (``"random"``: uniform actions;
     ``"expert"``: the environments' scripted oracles), which needs no model and reports a
     NaN cost, as :func:`lewm_jax.planning.baselines.make_policy_loop`. ``timing``
     accumulates ``plan_s`` (planner calls, including the first call's compilation) and
-    ``encode_s``; :meth:`timings` adds the batch's ``sim_s``, ``render_s`` and ``host_s``.
+    ``encode_s``; :meth:`timings` adds the batch's own ``timing``.
     """
 
     def __init__(self, batch, model, *, budget: int = 50, keep_frames: bool = True, **replan):
-        """``batch``: a :class:`~lewm_jax.envs.host.HostBatch`; ``model``: the JEPA (None
+        """``batch``: an :class:`~lewm_jax.envs.batch.EpisodeBatch`; ``model``: the JEPA (None
         for a policy); ``replan``: the keyword arguments of
         :func:`~lewm_jax.planning.closed_loop.make_replan` (planner, planner_settings, cost,
         action_mean, action_std, horizon, receding, frameskip)."""
@@ -47,8 +50,9 @@ class HostLoop:
         self.timing = {"plan_s": 0.0, "encode_s": 0.0}
         a_model = int(np.shape(replan["action_mean"])[0])
         if batch.action_dim != a_model:
+            kind = "host environment" if is_host_env(batch.env_id) else "environment"
             raise ValueError(
-                f"host environment {batch.env_id!r} takes {batch.action_dim}-D actions but "
+                f"{kind} {batch.env_id!r} takes {batch.action_dim}-D actions but "
                 f"the model was trained on {a_model}-D actions"
             )
         if self.policy:
