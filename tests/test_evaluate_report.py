@@ -13,7 +13,6 @@ from lewm_jax.planning.checks import check_planning_config
 from lewm_jax.planning.evaluate import evaluate_planning
 from lewm_jax.planning.pairs import pair_episodes
 from lewm_jax.planning.report import format_report
-from lewm_jax.run import train_and_evaluate
 
 PROTOCOL_KEYS = {
     "env",
@@ -33,11 +32,8 @@ PROTOCOL_KEYS = {
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    config = get_config("test,env=two_room")
-    config.total_steps = 2
-    workdir = tmp_path_factory.mktemp("plan") / "run"
-    train_and_evaluate(config, str(workdir))
+def trained(tiny_two_room_run, tmp_path_factory):
+    config, workdir, _ = tiny_two_room_run(tmp_path_factory.mktemp("plan"))
     return config, workdir
 
 

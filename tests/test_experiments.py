@@ -18,7 +18,7 @@ from lewm_jax.training.checkpoint import Checkpointer
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "experiments/configs/lewm.py:test"
 # Long enough that the kill lands mid-run, with frequent synchronous checkpoints.
-OVERRIDES = {"total_steps": 16, "checkpoint_every": 2, "log_every": 1, "eval_every": 100}
+OVERRIDES = {"total_steps": 10, "checkpoint_every": 2, "log_every": 1, "eval_every": 100}
 
 
 def _command(workdir, **overrides):
@@ -112,11 +112,8 @@ def test_bad_size_and_unknown_field_give_one_line_errors(tmp_path):
     assert not (tmp_path / "w").exists()
 
 
-def test_plan_command_evaluates_planners_and_refuses_bad_inputs(tmp_path):
-    config = get_config("test,env=two_room")
-    config.total_steps = 2
-    run = tmp_path / "run"
-    train_and_evaluate(config, str(run))
+def test_plan_command_evaluates_planners_and_refuses_bad_inputs(tiny_two_room_run, tmp_path):
+    config, run, _ = tiny_two_room_run(tmp_path)
     plan = [sys.executable, "-m", "experiments.plan", f"--workdir={run}"]
     ok = _run([*plan, "--planners=cem,gradient,mppi"])
     assert ok.returncode == 0, ok.stderr[-2000:]

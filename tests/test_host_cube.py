@@ -65,6 +65,7 @@ def test_reads_the_official_cube_single_expert_layout(tmp_path):
     assert eps.state.shape == (12, 41)
 
 
+@pytest.mark.slow  # the default run keeps the collection and the trained run planned here
 def test_resets_to_a_stored_state_and_the_oracle_places_the_cube(collected):
     episodes, _ = collected
     starts = episodes.state[[0, 10]].copy()

@@ -41,6 +41,7 @@ def test_reacher_batch_starts_where_told_and_moves_as_the_jax_reacher():
     assert err.max() < 1e-4
 
 
+@pytest.mark.slow  # the default run keeps one simulator test per host env (the first)
 def test_the_expert_reaches_goals_that_random_actions_miss():
     rng = np.random.default_rng(1)
     starts = np.c_[rng.uniform(-1, 1, (4, 2)), np.zeros((4, 2))]
@@ -102,6 +103,7 @@ def test_bad_host_environments_fail_in_one_line():
         )
 
 
+@pytest.mark.slow  # a run planned in a host simulator: test_host_cube.py, in the default run
 def test_a_jax_reacher_run_is_evaluated_in_dm_control_from_the_same_pairs(tmp_path):
     from experiments.configs.lewm import get_config
     from lewm_jax.data.episodes import goal_pairs

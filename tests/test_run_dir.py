@@ -10,15 +10,12 @@ import pytest
 from experiments.configs.lewm import get_config
 from lewm_jax.data import datasets
 from lewm_jax.data.episodes import action_stats
-from lewm_jax.run import train_and_evaluate
 from lewm_jax.training import run_dir
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    config = get_config("test")
-    workdir = tmp_path_factory.mktemp("run")
-    train_and_evaluate(config, str(workdir))
+def trained(tiny_run, tmp_path_factory):
+    config, workdir, _ = tiny_run(tmp_path_factory.mktemp("run"))
     return config, workdir
 
 

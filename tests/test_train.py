@@ -76,17 +76,16 @@ def test_sharded_step_equals_single_device_step():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
 
 
-def test_train_and_evaluate_writes_logs_and_checkpoints(tmp_path):
-    config = get_config("test")
-    out = train_and_evaluate(config, str(tmp_path))
+def test_train_and_evaluate_writes_logs_and_checkpoints(tiny_run, tmp_path):
+    config, workdir, out = tiny_run(tmp_path)  # the test config trained from scratch
     assert out["steps_run"] == config.total_steps and out["origin"] == "started from scratch"
-    rows = [json.loads(r) for r in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(r) for r in (workdir / "metrics.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if "pred_loss" in r]
     assert [r["step"] for r in train_rows] == list(range(1, config.total_steps + 1))
     assert any("val_pred_loss" in r for r in rows)
-    assert (tmp_path / "curves.png").stat().st_size > 0
-    assert json.loads((tmp_path / "config.json").read_text())["model"]["encoder"] == "Mu/8"
-    ckpt = Checkpointer(tmp_path / "checkpoints", async_save=False)
+    assert (workdir / "curves.png").stat().st_size > 0
+    assert json.loads((workdir / "config.json").read_text())["model"]["encoder"] == "Mu/8"
+    ckpt = Checkpointer(workdir / "checkpoints", async_save=False)
     assert ckpt.latest_step() == config.total_steps
 
 
@@ -156,15 +155,13 @@ def test_dataset_that_disagrees_with_the_config_is_rejected(tmp_path, monkeypatc
     _assert_untouched(tmp_path)
 
 
-def test_workdir_of_another_model_is_refused_and_left_intact(tmp_path):
-    config = get_config("test")
-    config.total_steps = 2
-    train_and_evaluate(config, str(tmp_path))
-    before = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+def test_workdir_of_another_model_is_refused_and_left_intact(tiny_run, tmp_path):
+    config, workdir, _ = tiny_run(tmp_path)
+    before = sorted(p.name for p in (workdir / "checkpoints").iterdir())
     config.model.latent_dim = 48
     with pytest.raises(ValueError, match="model.latent_dim"):
-        train_and_evaluate(config, str(tmp_path))
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == before
+        train_and_evaluate(config, str(workdir))
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == before
 
 
 def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
