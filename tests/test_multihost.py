@@ -57,9 +57,13 @@ def _command(workdir) -> list[str]:
 
 
 def _env():
+    # 4 devices per process, compiled with this session's other XLA flags (conftest.py),
+    # as the one-process run they are compared with.
+    count = "--xla_force_host_platform_device_count"
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(count)]
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     return env | {
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "XLA_FLAGS": " ".join([*flags, f"{count}=4"]),
         "JAX_PLATFORMS": "cpu",
         "PYTHON": sys.executable,
     }
