@@ -69,6 +69,12 @@ def check_actions(actions, n: int, a: int) -> np.ndarray:
     return actions
 
 
+def random_actions(rng: np.random.Generator, n: int, a: int) -> np.ndarray:
+    """``(N, A)`` float32 uniform actions in [-1, 1] from ``rng``: the random policy of
+    every batch, drawn on the host so that both kinds draw the same actions."""
+    return rng.uniform(-1.0, 1.0, (n, a)).astype(np.float32)
+
+
 class JaxBatch:
     """N episodes of a pure-JAX environment of :mod:`lewm_jax.envs` stepped together.
 
@@ -144,7 +150,7 @@ class JaxBatch:
         (their noise from the batch's key) or uniform ones from ``rng``, as HostBatch's."""
         check_policy(name)
         if name == "random":
-            return rng.uniform(-1.0, 1.0, (self.num_envs, self.action_dim)).astype(np.float32)
+            return random_actions(rng, self.num_envs, self.action_dim)
         if self._state is None:
             raise ValueError(f"{self.env_id}: call reset() before asking for expert actions")
         return np.asarray(self._expert(self._keys(), self._state), np.float32)

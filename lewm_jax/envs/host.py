@@ -30,7 +30,7 @@ import numpy as np
 
 from lewm_jax import envs
 from lewm_jax._deps import require
-from lewm_jax.envs.batch import check_actions, check_reset_args
+from lewm_jax.envs.batch import check_actions, check_reset_args, random_actions
 from lewm_jax.envs.episodes import check_policy
 
 _RESET_KEYS = ("success", "physical_state", "goal_frame")
@@ -215,7 +215,7 @@ class HostBatch:
         check_policy(name)
         if name == "expert":
             return self.expert_actions()
-        return rng.uniform(-1.0, 1.0, (self.num_envs, self.action_dim)).astype(np.float32)
+        return random_actions(rng, self.num_envs, self.action_dim)
 
     def close(self) -> None:
         """Closes the simulators."""
