@@ -1,6 +1,7 @@
 """Test setup: 8 fake CPU devices so the data-parallel path is always exercised, one XLA
 compilation cache for the session, and tiny trained runs that tests share (each test gets
-its own copy)."""
+its own copy). Under pytest-xdist (setup.cfg) every worker process is its own session: its
+own cache and its own tiny runs."""
 
 import os
 import shutil
