@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lewm_jax import malloc
-from lewm_jax.models.layers import Attention, LayerNorm
+from lewm_jax.models.layers import Attention, FeedForward, LayerNorm
 from lewm_jax.models.vit import PatchEmbed
 
 
@@ -78,6 +78,30 @@ def test_heads_first_attention_equals_the_textbook_formula(causal):
     out = jnp.einsum("bhqk,bkhc->bqhc", jax.nn.softmax(logits, -1), v).reshape(b, t, d)
     expected = out @ p["out"]["kernel"] + p["out"]["bias"]
     np.testing.assert_allclose(module.apply({"params": p}, x), expected, atol=1e-5)
+
+
+class _FeedForward3D(nn.Module):
+    """FeedForward as it was before its products saw flattened rows."""
+
+    hidden: int
+    dropout: float
+
+    @nn.compact
+    def __call__(self, x, *, train=False):
+        h = nn.Dense(self.hidden, name="fc1")(x)
+        h = nn.Dropout(self.dropout)(nn.gelu(h, approximate=False), deterministic=not train)
+        h = nn.Dense(x.shape[-1], name="fc2")(h)
+        return nn.Dropout(self.dropout)(h, deterministic=not train)
+
+
+def test_feed_forward_on_flattened_rows_is_the_same_function_dropout_included():
+    x = _normal((2, 5, 8))
+    params = FeedForward(16, dropout=0.5).init(jax.random.key(0), x)
+    rngs = {"dropout": jax.random.key(3)}
+    for train in (False, True):
+        ours = FeedForward(16, dropout=0.5).apply(params, x, train=train, rngs=rngs)
+        before = _FeedForward3D(16, dropout=0.5).apply(params, x, train=train, rngs=rngs)
+        np.testing.assert_allclose(ours, before, atol=1e-6)
 
 
 def test_malloc_setting_checks_its_environment_variable(monkeypatch):

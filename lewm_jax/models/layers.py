@@ -209,10 +209,16 @@ class FeedForward(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         """Maps ``x (..., D)`` to ``(..., D)``."""
-        d = x.shape[-1]
-        h = dense(self.hidden, d, self.style, self.dtype, name="fc1")(x)
-        h = nn.Dropout(self.dropout)(nn.gelu(h, approximate=False), deterministic=not train)
-        h = dense(d, self.hidden, self.style, self.dtype, name="fc2")(h)
+        *rows, d = x.shape
+        # The products see the rows flattened: their weight gradients then contract one
+        # axis of row-major operands (contracting batch and tokens made XLA:CPU copy the
+        # hidden gradient into a transposed layout first). GELU and dropout stay on the
+        # unflattened shape: so arranged, training losses are bit-identical to the
+        # unflattened layer's (flattened throughout, they were not).
+        h = dense(self.hidden, d, self.style, self.dtype, name="fc1")(x.reshape(-1, d))
+        h = nn.gelu(h.reshape(*rows, self.hidden), approximate=False)
+        h = nn.Dropout(self.dropout)(h, deterministic=not train).reshape(-1, self.hidden)
+        h = dense(d, self.hidden, self.style, self.dtype, name="fc2")(h).reshape(*rows, d)
         return nn.Dropout(self.dropout)(h, deterministic=not train)
 
 
