@@ -46,6 +46,24 @@ def test_the_plan_is_the_clips_lewm_jax_trains_on_and_the_file_its_episodes(tmp_
     assert [(tmp_path / f).stat().st_mtime_ns for f in ("data.h5", "plan.npz")] == stamp
 
 
+def test_the_file_is_checked_a_chunk_at_a_time_and_any_difference_is_named(tmp_path):
+    from lewm_jax.data.hdf5 import HDF5Store
+
+    config = load_config(SPEC)
+    yardstick.write_data(config, tmp_path)
+    episodes = load_episodes(config.data, config.seed)
+    store = HDF5Store(tmp_path / "data.h5", chunk=7)  # several chunks per episode
+    np.testing.assert_array_equal(np.concatenate(list(store.pixel_chunks())), episodes.pixels)
+    yardstick.check_written(store, episodes)
+    episodes.pixels[-1, 0, 0, 0] ^= 1  # the last chunk's last frame
+    with pytest.raises(ValueError, match="'pixels' differs"):
+        yardstick.check_written(store, episodes)
+    episodes.pixels[-1, 0, 0, 0] ^= 1
+    episodes.actions[3, 0] += 1.0
+    with pytest.raises(ValueError, match="'actions' differs"):
+        yardstick.check_written(store, episodes)
+
+
 def test_configs_the_original_cannot_train_are_refused_in_one_line():
     config = load_config(SPEC)
     with config.unlocked():

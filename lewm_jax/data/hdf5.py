@@ -82,7 +82,8 @@ class HDF5Store:
         image_size: resize frames to this side on the fly (None keeps the stored size).
         max_episodes: keep only the first E episodes (by ``ep_offset`` order).
         state_field: column used as the physical state (``state`` or ``proprio``), if present.
-        chunk: rows per read of :meth:`action_chunks` and :meth:`to_episodes`.
+        chunk: rows per read of :meth:`action_chunks`, :meth:`pixel_chunks` and
+            :meth:`to_episodes`.
     """
 
     def __init__(
@@ -156,6 +157,13 @@ class HDF5Store:
         f = self._h5()
         for rows in _merged(self._kept_runs(), self.chunk):
             yield _read(f, self.path, "action", rows).reshape(-1, self.action_dim)
+
+    def pixel_chunks(self):
+        """The kept episodes' frames (resized to ``image_size``), at most ``chunk`` rows at a
+        time, in :meth:`to_episodes` order: a pass over a file larger than memory."""
+        f = self._h5()
+        for rows in _merged(self._kept_runs(), self.chunk):
+            yield resize_frames(_read(f, self.path, "pixels", rows), self.size)
 
     def to_episodes(self, max_episodes: int | None = None) -> Episodes:
         """The first ``max_episodes`` (default all) kept episodes in memory, offsets re-based
