@@ -44,6 +44,9 @@ flags.DEFINE_integer("budget", None, "Env steps per episode.")
 flags.DEFINE_integer("seed", None, "Evaluation seed (the first one with --seeds).")
 flags.DEFINE_integer("seeds", None, "Evaluation seeds seed, seed + 1, ... (episodes each).")
 flags.DEFINE_string("pairs", None, "Start/goal pairs from heldout or train episodes.")
+flags.DEFINE_string(
+    "pair_policy", None, "Policy of the held-out pair episodes (e.g. random; default data's)."
+)
 flags.DEFINE_string("cost", None, "terminal or all_steps.")
 flags.DEFINE_string("settings", None, "JSON dict of planner keyword settings.")
 flags.DEFINE_string("config", None, "Config spec the run must match, e.g. file.py:cpu.")
@@ -68,6 +71,7 @@ def plan_config_from_flags(stored):
         seed=FLAGS.seed,
         num_seeds=FLAGS.seeds,
         pairs=FLAGS.pairs,
+        pair_policy=FLAGS.pair_policy,
         cost=FLAGS.cost,
     )
     if FLAGS.horizon is not None and FLAGS.receding is None:

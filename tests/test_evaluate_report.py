@@ -70,7 +70,8 @@ def test_two_heldout_seeds_pool_and_report_the_protocol(trained):
         assert _starts(report, seed) == start.tolist()
     assert _starts(report, 42) != _starts(report, 43)
     assert report["pairs"] == (
-        "heldout: 8 episodes generated with each evaluation seed (42-43); training used seed 3072"
+        "heldout: 8 episodes generated with each evaluation seed (42-43) by policy expert; "
+        "training used seed 3072"
     )
 
     saved = json.loads((workdir / "planning_cem.json").read_text())
@@ -132,6 +133,7 @@ def test_bad_inputs_fail_in_one_line_without_touching_the_report(trained):
         "num_seeds": (0, "planning.num_seeds must be >= 1, got 0"),
         "pairs": ("val", "unknown planning.pairs 'val'; expected one of ('heldout', 'train')"),
         "seed": (3071, "planning seeds 3071-3072 include the training seed 3072"),
+        "pair_policy": ("walk", "planning.pair_policy 'walk': bad part 'walk'"),
     }
     for field, (value, message) in cases.items():
         plan = _plan(config, **({"num_seeds": 2} | {field: value}))
@@ -139,6 +141,23 @@ def test_bad_inputs_fail_in_one_line_without_touching_the_report(trained):
             evaluate_planning(str(workdir), plan, config=config, progress=False)
         assert str(err.value).startswith(message) and "\n" not in str(err.value)
     assert path.read_bytes() == before
+
+
+def test_pair_policy_collects_the_heldout_episodes_whatever_the_training_data(trained):
+    config, workdir = trained
+    plan = _plan(config, pair_policy="random")
+    data = config.data.copy_and_resolve_references()
+    data.policy = "random"
+    random_eps = datasets.load_episodes(data, 42, num_episodes=plan.dataset_episodes)
+    np.testing.assert_array_equal(pair_episodes(config, plan, 42).actions, random_eps.actions)
+    default = pair_episodes(config, _plan(config), 42)
+    assert not np.array_equal(default.actions, random_eps.actions)
+    report = evaluate_planning(str(workdir), plan, config=config, progress=False, tag="rnd")
+    start, _ = goal_pairs(random_eps, plan.num_episodes, offset=plan.offset, seed=42)
+    assert _starts(report, 42) == start.tolist()
+    assert "by policy random;" in report["pairs"]
+    with pytest.raises(ValueError, match="^planning.pair_policy 'random' needs planning.pairs"):
+        check_planning_config(_plan(config, pairs="train", pair_policy="random"), frameskip=5)
 
 
 @pytest.mark.parametrize("name", ["hdf5", "tfds"])

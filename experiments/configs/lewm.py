@@ -134,6 +134,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # start/goal pairs: "heldout" (episodes generated with the eval seed, never trained on) or
     # "train" (the training episodes; the only choice for hdf5/tfds, split over clips)
     c.planning.pairs = "heldout"
+    # policy of the held-out episodes ("" = data.policy): the protocol draws pairs from the
+    # dataset, so an evaluation follows the data unless told otherwise
+    c.planning.pair_policy = ""
     c.planning.dataset_episodes = 200  # episodes that starts and goals come from
     c.planning.offset = 25  # goal = the dataset frame this many env steps after the start
     c.planning.budget = 50  # env steps per episode

@@ -23,9 +23,10 @@ from lewm_jax.data.episodes import Episodes, episode_offsets
 POLICIES = ("expert", "noisy", "random")
 
 
-def parse_mix(spec: str) -> list[tuple[str, float]]:
+def parse_mix(spec: str, field: str = "data.policy") -> list[tuple[str, float]]:
     """``"expert:0.7,random:0.3"`` -> ``[("expert", 0.7), ("random", 0.3)]`` (a bare name is
-    a fraction of 1); a one-line error unless known names have fractions summing to 1."""
+    a fraction of 1); a one-line error naming ``field`` unless known names have fractions
+    summing to 1."""
     parts = []
     for item in str(spec).split(","):
         name, _, frac = item.strip().partition(":")
@@ -35,14 +36,14 @@ def parse_mix(spec: str) -> list[tuple[str, float]]:
             value = float("nan")
         if name not in POLICIES or not 0.0 < value <= 1.0:
             raise ValueError(
-                f"data.policy {spec!r}: bad part {item.strip()!r}; expected name[:fraction] "
+                f"{field} {spec!r}: bad part {item.strip()!r}; expected name[:fraction] "
                 f"with a name of {POLICIES} and a fraction in (0, 1]"
             )
         parts.append((name, value))
     names = [n for n, _ in parts]
     if len(set(names)) != len(names) or abs(sum(f for _, f in parts) - 1.0) > 1e-6:
         raise ValueError(
-            f"data.policy {spec!r}: each policy once, fractions summing to 1 (got "
+            f"{field} {spec!r}: each policy once, fractions summing to 1 (got "
             f"{sum(f for _, f in parts):g})"
         )
     return parts

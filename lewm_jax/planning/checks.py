@@ -7,6 +7,7 @@ and seed), so that a run config is checked before any training or planning start
 import re
 
 from lewm_jax.data import datasets
+from lewm_jax.data.policies import parse_mix
 from lewm_jax.planning.closed_loop import check_protocol
 from lewm_jax.planning.cost import check_cost
 from lewm_jax.planning.registry import check_planner
@@ -15,7 +16,7 @@ from lewm_jax.planning.registry import check_planner
 # trained on) or the run's training episodes.
 PAIRS = ("heldout", "train")
 # Planning fields newer than some stored runs: a config.json without them means these.
-DEFAULTS = {"num_seeds": 1, "pairs": "heldout"}
+DEFAULTS = {"num_seeds": 1, "pairs": "heldout", "pair_policy": ""}
 
 
 def plan_field(plan_config, name: str):
@@ -35,7 +36,7 @@ def check_planning_config(
 
     Checks the planner and cost names, the setting names of every planner listed under
     ``settings``, the protocol (budget, horizon, receding), the episode and seed counts and
-    where start/goal pairs come from.
+    where start/goal pairs come from (and with which policy).
 
     Args:
         plan_config: ``config.planning`` (read-only).
@@ -71,6 +72,14 @@ def check_planning_config(
             f"dataset {dataset!r} has no held-out episodes (its train/val split is over clips, "
             "so every episode contributed training clips); set planning.pairs=train"
         )
+    pair_policy = plan_field(plan_config, "pair_policy")
+    if pair_policy:
+        if pairs != "heldout":
+            raise ValueError(
+                f"planning.pair_policy {pair_policy!r} needs planning.pairs=heldout (training "
+                f"pairs are the training data's), got pairs={pairs!r}"
+            )
+        parse_mix(pair_policy, "planning.pair_policy")
     seeds = eval_seeds(plan_config)
     if pairs == "heldout" and train_seed in seeds:
         raise ValueError(

@@ -9,11 +9,17 @@ def pair_episodes(config, plan_config, seed: int):
     """The episodes evaluation seed ``seed`` draws its start/goal pairs from.
 
     ``pairs="heldout"``: ``dataset_episodes`` episodes generated with ``seed`` (never
-    trained on). ``"train"``: a generated dataset's training episodes (``config.seed``,
+    trained on), collected by ``pair_policy`` (``""``: the training data's ``data.policy``).
+    ``"train"``: a generated dataset's training episodes (``config.seed``,
     ``data.num_episodes``), or a file dataset's first ``dataset_episodes`` episodes.
     """
     if plan_field(plan_config, "pairs") == "heldout":
-        return datasets.load_episodes(config.data, seed, num_episodes=plan_config.dataset_episodes)
+        data = config.data
+        if plan_field(plan_config, "pair_policy"):
+            data = data.copy_and_resolve_references()
+            with data.unlocked():
+                data.policy = plan_field(plan_config, "pair_policy")
+        return datasets.load_episodes(data, seed, num_episodes=plan_config.dataset_episodes)
     if config.data.name in datasets.FILE_DATASETS:
         return datasets.load_episodes(
             config.data, config.seed, num_episodes=plan_config.dataset_episodes
@@ -30,8 +36,9 @@ def describe_pairs(config, plan_config, num_source: int) -> str:
             if len(seeds) == 1
             else f"each evaluation seed ({seeds[0]}-{seeds[-1]})"
         )
+        policy = plan_field(plan_config, "pair_policy") or config.data.get("policy", "expert")
         return (
-            f"heldout: {num_source} episodes generated with {which}; "
+            f"heldout: {num_source} episodes generated with {which} by policy {policy}; "
             f"training used seed {config.seed}"
         )
     if config.data.name in datasets.FILE_DATASETS:
