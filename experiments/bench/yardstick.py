@@ -117,7 +117,8 @@ def check_written(store, episodes) -> None:
             raise ValueError(f"{store.path}: field 'pixels' differs from the config's episodes")
         i += len(chunk)
     if i != len(episodes.pixels):
-        raise ValueError(f"{store.path}: {i} frames, the config's episodes have {len(episodes.pixels)}")
+        n = len(episodes.pixels)
+        raise ValueError(f"{store.path}: {i} frames, the config's episodes have {n}")
 
 
 def train_lewm_jax(config, out: Path) -> dict:
