@@ -66,3 +66,16 @@ def test_bad_sections_fail_before_training_writes_anything(tmp_path, overrides, 
 def test_shipped_configs_are_valid():
     for arg in ("paper", "cpu", "ablation", "test", "cpu,env=push_t", "cpu,env=reacher"):
         validate_config(get_config(arg))
+
+
+@pytest.mark.parametrize("name", ["push_t", "reacher"])  # cube.py needs a data file
+@pytest.mark.parametrize("size", ["cpu", "test"])
+def test_recipe_configs_and_every_screened_point_are_valid(name, size):
+    from experiments.configs.common import load_module
+    from lewm_jax.analysis.sweep import configs, grid
+
+    module = load_module(f"experiments/configs/{name}.py")
+    base = module.get_config(size)
+    validate_config(base)
+    for config in configs(base, grid(module.sweep, size)):
+        validate_config(config)
