@@ -27,6 +27,12 @@ def _moving_dot(data_config, key, num_episodes) -> Episodes:
     )
 
 
+def data_policy(data_config) -> str:
+    """The policy (or mix) that collects a generated dataset: ``data.policy``, or the scripted
+    expert for configs stored before the field existed."""
+    return data_config.get("policy", "expert")
+
+
 def _collected(env_name):
     def build(data_config, key, num_episodes) -> Episodes:
         from lewm_jax.data.policies import collect_mix
@@ -35,7 +41,7 @@ def _collected(env_name):
         return collect_mix(
             env,
             params,
-            data_config.get("policy", "expert"),
+            data_policy(data_config),
             key,
             num_episodes,
             data_config.episode_len,

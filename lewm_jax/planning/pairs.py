@@ -14,11 +14,11 @@ def pair_episodes(config, plan_config, seed: int):
     ``data.num_episodes``), or a file dataset's first ``dataset_episodes`` episodes.
     """
     if plan_field(plan_config, "pairs") == "heldout":
-        data = config.data
-        if plan_field(plan_config, "pair_policy"):
+        data, policy = config.data, plan_field(plan_config, "pair_policy")
+        if policy:
             data = data.copy_and_resolve_references()
             with data.unlocked():
-                data.policy = plan_field(plan_config, "pair_policy")
+                data.policy = policy
         return datasets.load_episodes(data, seed, num_episodes=plan_config.dataset_episodes)
     if config.data.name in datasets.FILE_DATASETS:
         return datasets.load_episodes(
@@ -36,7 +36,7 @@ def describe_pairs(config, plan_config, num_source: int) -> str:
             if len(seeds) == 1
             else f"each evaluation seed ({seeds[0]}-{seeds[-1]})"
         )
-        policy = plan_field(plan_config, "pair_policy") or config.data.get("policy", "expert")
+        policy = plan_field(plan_config, "pair_policy") or datasets.data_policy(config.data)
         return (
             f"heldout: {num_source} episodes generated with {which} by policy {policy}; "
             f"training used seed {config.seed}"
