@@ -32,8 +32,10 @@ flags.DEFINE_enum("compression", "gzip", ["none", "gzip", "blosc"], "Pixel compr
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from lewm_jax.data.hdf5 import write_hdf5
-    from lewm_jax.data.host_collect import collect_host_episodes
+    import time
+
+    from lewm_jax.data.hdf5 import HDF5Writer
+    from lewm_jax.data.host_collect import host_timing, iter_host_episodes
     from lewm_jax.envs.host import HostBatch
 
     out = Path(FLAGS.out or "")
@@ -41,6 +43,8 @@ def main(argv):
         sys.exit(f"error: --out must name a .h5 file, got {FLAGS.out!r}")
     if out.exists():
         sys.exit(f"error: {out} exists; nothing overwritten (choose another --out)")
+    compression = None if FLAGS.compression == "none" else FLAGS.compression
+    frames = 0
     try:
         kwargs = json.loads(FLAGS.env_kwargs)
         batch = HostBatch(
@@ -50,8 +54,11 @@ def main(argv):
             asynchronous=FLAGS.asynchronous,
             **kwargs,
         )
-        with batch:
-            episodes, timing = collect_host_episodes(
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # Written round by round: a paper-size collection does not fit in memory.
+        t0 = time.perf_counter()
+        with batch, HDF5Writer(out, env=FLAGS.env, compression=compression) as writer:
+            rounds = iter_host_episodes(
                 batch,
                 FLAGS.episodes,
                 FLAGS.max_steps,
@@ -59,11 +66,12 @@ def main(argv):
                 policy=FLAGS.policy,
                 progress=True,
             )
+            for episodes in rounds:
+                writer.append(episodes)
+                frames += len(episodes.pixels)
+            timing = host_timing(batch, t0, frames)
     except (ValueError, ImportError, json.JSONDecodeError) as e:
         sys.exit(f"error: {e}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    compression = None if FLAGS.compression == "none" else FLAGS.compression
-    write_hdf5(out, episodes, env=FLAGS.env, compression=compression)
     report = {
         "env": FLAGS.env,
         "env_kwargs": kwargs,
@@ -72,12 +80,12 @@ def main(argv):
         "image_size": FLAGS.image_size,
         "num_envs": FLAGS.num_envs,
         "policy": FLAGS.policy,
-        "frames": len(episodes.pixels),
+        "frames": frames,
         **timing,
     }
     out.with_suffix(".json").write_text(json.dumps(report, indent=1))
     print(
-        f"{out}: {len(episodes.pixels)} frames, {timing['frames_per_s']:.1f} frames/s "
+        f"{out}: {frames} frames, {timing['frames_per_s']:.1f} frames/s "
         f"(sim {timing['sim_s']:.1f} s, render {timing['render_s']:.1f} s, wall "
         f"{timing['wall_s']:.1f} s)"
     )

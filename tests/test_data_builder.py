@@ -1,10 +1,12 @@
 """TFDS (array_record) episode datasets: build, read back, never overwrite, bad input."""
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
 from lewm_jax.data.collect import collect_episodes
+from lewm_jax.data.datasets import open_store
 from lewm_jax.data.tfds import ENVS, builder, make_config, read_episodes
 from lewm_jax.envs import make
 
@@ -28,14 +30,52 @@ def test_build_and_read_back_equals_the_collector(tmp_path):
     assert files == {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
 
 
+def test_a_policy_mix_is_built_a_chunk_at_a_time_as_the_generated_dataset_collects_it(
+    tmp_path,
+):
+    """A random-action (or mixed) dataset has its own name and equals what a config with the
+    same data.policy collects in memory; the chunked collection equals the whole one."""
+    from lewm_jax.data.collect import iter_episodes
+    from lewm_jax.data.policies import collect_mix
+
+    config = make_config("two_room", 16, 5, max_steps=12, policy="expert:0.4,random:0.6")
+    assert config.name == "two_room_16px_5x12_seed0_expert0.4-random0.6"
+    assert make_config("two_room", 16, 5, policy="noisy").name.endswith("_noisy-p0.3")
+    builder(config, str(tmp_path)).download_and_prepare()
+    eps = read_episodes(config, str(tmp_path))
+    env, params = make(ENVS["two_room"], image_size=16)
+    ref = collect_mix(env, params, config.policy, jax.random.key(0), 5, 12)
+    np.testing.assert_array_equal(eps.pixels, ref.pixels)
+    np.testing.assert_array_equal(eps.actions, ref.actions)
+    np.testing.assert_array_equal(eps.ep_len, ref.ep_len)
+    # A config reads the dataset of its own data.policy.
+    data = ml_collections.ConfigDict(
+        dict(name="tfds", env=ENVS["two_room"], path=str(tmp_path), image_size=16)
+    )
+    data.update(num_episodes=5, episode_len=12, policy=config.policy)
+    np.testing.assert_array_equal(open_store(data, seed=0).actions, ref.actions)
+    chunks = list(iter_episodes(env, params, env.random_policy, jax.random.key(1), 5, 12, batch=2))
+    whole = collect_episodes(env, params, env.random_policy, jax.random.key(1), 5, 12)
+    assert [len(c.ep_len) for c in chunks] == [2, 2, 1]
+    np.testing.assert_array_equal(np.concatenate([c.pixels for c in chunks]), whole.pixels)
+
+
 def test_reading_a_missing_dataset_says_how_to_build_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m data.build --env=reacher"):
-        read_episodes(make_config("reacher", 16, 2), str(tmp_path))
+    match = "python -m data.build --env=reacher --image_size=16 --episodes=2 --max_steps=200"
+    with pytest.raises(FileNotFoundError, match=match):
+        read_episodes(make_config("reacher", 16, 2, max_steps=200), str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="--policy=random --noisy_prob=0.3"):
+        read_episodes(make_config("reacher", 16, 2, policy="random"), str(tmp_path))
 
 
 @pytest.mark.parametrize(
     "args, match",
-    [(("cube", 64, 10), "unknown env 'cube'"), (("two_room", 0, 10), "image_size must be")],
+    [
+        (("cube", 64, 10), "unknown env 'cube'"),
+        (("two_room", 0, 10), "image_size must be"),
+        (("two_room", 64, 10, 100, 0, "greedy"), "bad part 'greedy'"),
+        (("two_room", 64, 10, 100, 0, "noisy", 1.5), "noisy_prob must be in"),
+    ],
 )
 def test_bad_configs(args, match):
     with pytest.raises(ValueError, match=match):

@@ -103,3 +103,32 @@ def test_episode_batch_bad_input_is_one_line():
         batch.step(np.zeros((3, 2)))
     with pytest.raises(ValueError, match=r"^unknown policy 'oracle'; expected one of"):
         batch.policy_actions("oracle", np.random.default_rng(0))
+
+
+def test_a_collection_is_written_round_by_round_and_a_failed_one_touches_nothing(tmp_path):
+    """What python -m data.collect_host does: rounds appended to the file as they come equal
+    the whole collection; a collection that fails midway leaves the file already there as
+    it was, and no temporary file."""
+    from lewm_jax.data.hdf5 import HDF5Writer, load_hdf5
+    from lewm_jax.data.host_collect import iter_host_episodes
+
+    path = tmp_path / "a.h5"
+    with make_batch("two_room", 3, image_size=SIZE) as batch:
+        whole, _ = collect_host_episodes(batch, 5, 6, seed=2)
+        with HDF5Writer(path, env="TwoRoom-v0") as writer:
+            for episodes in iter_host_episodes(batch, 5, 6, seed=2):
+                writer.append(episodes)
+        before = path.read_bytes()
+        with pytest.raises(RuntimeError, match="killed"), HDF5Writer(path) as writer:
+            for episodes in iter_host_episodes(batch, 5, 6, seed=3):
+                writer.append(episodes)
+                raise RuntimeError("killed")
+    back = load_hdf5(path)
+    for a, b in (
+        (whole.pixels, back.pixels),
+        (whole.actions, back.actions),
+        (whole.state, back.state),
+        (whole.ep_len, back.ep_len),
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["a.h5"]

@@ -13,12 +13,13 @@ A action dim, P physical-state dim, H/W pixels.
 """
 
 import math
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lewm_jax.data.episodes import Episodes, episode_offsets, goal_pairs
+from lewm_jax.data.episodes import Episodes, concat_episodes, episode_offsets, goal_pairs
 
 _CHUNK_BYTES = 1 << 30  # default bound on the pixels of one chunk
 
@@ -113,27 +114,40 @@ def collect_episodes(
         ``actions (N, A)`` float32 (NaN on the last frame of each episode), ``ep_offset``
         and ``ep_len (E,)`` int64, and ``state (N, P)`` float32, the physical state.
     """
+    chunks = iter_episodes(
+        env, env_params, policy, key, num_episodes, max_steps, min_steps=min_steps, batch=batch
+    )
+    return concat_episodes(list(chunks))
+
+
+def iter_episodes(
+    env,
+    env_params,
+    policy,
+    key: jax.Array,
+    num_episodes: int,
+    max_steps: int,
+    *,
+    min_steps: int | None = None,
+    batch: int | None = None,
+) -> Iterator[Episodes]:
+    """The episodes of :func:`collect_episodes` (same arguments), a chunk of ``batch`` at a
+    time, so that a dataset larger than memory can be written as it is collected."""
     _check(num_episodes, max_steps, min_steps)
     frame_bytes = math.prod(env.obs_shape)
     batch = batch or max(1, min(num_episodes, _CHUNK_BYTES // (max_steps * frame_bytes)))
     rollout = jax.jit(jax.vmap(make_rollout(env, env_params, policy, max_steps, min_steps)))
-    columns = {"pixels": [], "actions": [], "state": []}
-    lengths = []
     for out in _chunks(rollout, jax.random.split(key, num_episodes), batch):
         valid = out["valid"]
         actions = np.where(out["last"][..., None], np.nan, out["actions"]).astype(np.float32)
-        columns["pixels"].append(out["pixels"][valid])
-        columns["actions"].append(actions[valid])
-        columns["state"].append(out["state"][valid].astype(np.float32))
-        lengths.append(valid.sum(axis=1))
-    ep_len = np.concatenate(lengths).astype(np.int64)
-    return Episodes(
-        pixels=np.concatenate(columns["pixels"]),
-        actions=np.concatenate(columns["actions"]),
-        ep_offset=episode_offsets(ep_len),
-        ep_len=ep_len,
-        state=np.concatenate(columns["state"]),
-    )
+        ep_len = valid.sum(axis=1).astype(np.int64)
+        yield Episodes(
+            pixels=out["pixels"][valid],
+            actions=actions[valid],
+            ep_offset=episode_offsets(ep_len),
+            ep_len=ep_len,
+            state=out["state"][valid].astype(np.float32),
+        )
 
 
 def _evaluate(env, env_params, policy, budget: int):

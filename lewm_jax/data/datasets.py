@@ -57,8 +57,10 @@ def _hdf5(data_config):
     return HDF5Store(data_config.path, image_size=data_config.image_size)
 
 
-def _tfds(data_config):
-    from lewm_jax.data.tfds import TFDSStore, make_config
+def tfds_config(data_config):
+    """The :mod:`lewm_jax.data.tfds` builder config that ``config.data`` (``name="tfds"``)
+    reads: its environment, frame size, episodes, length and policy, collection seed 0."""
+    from lewm_jax.data.tfds import make_config
 
     short = {v: k for k, v in ENVS.items()}.get(data_config.env)
     if short is None:
@@ -66,9 +68,20 @@ def _tfds(data_config):
             f"data.env {data_config.env!r} must name the environment of a tfds dataset, one of "
             f"{sorted(envs.env_ids())}"
         )
-    config = make_config(
-        short, data_config.image_size, data_config.num_episodes, data_config.episode_len
+    return make_config(
+        short,
+        data_config.image_size,
+        data_config.num_episodes,
+        data_config.episode_len,
+        policy=data_policy(data_config),
+        noisy_prob=data_config.get("noisy_prob", 0.3),
     )
+
+
+def _tfds(data_config):
+    from lewm_jax.data.tfds import TFDSStore
+
+    config = tfds_config(data_config)
     return TFDSStore(config, data_config.path, image_size=data_config.image_size)
 
 
@@ -203,10 +216,12 @@ def check_data_config(data_config) -> None:
         from lewm_jax.data.policies import parse_mix
 
         parse_mix(data_config.policy)
-        if data_config.policy != "expert" and name not in ENVS:
+        # A tfds dataset names its policy (python -m data.build --policy); a file does not.
+        if data_config.policy != "expert" and name not in (*ENVS, "tfds"):
             raise ValueError(
                 f"data.policy {data_config.policy!r} needs a dataset collected in an "
-                f"environment, not {name!r}; expected one of {sorted(ENVS)}"
+                f"environment or a tfds build, not {name!r}; expected one of "
+                f"{sorted((*ENVS, 'tfds'))}"
             )
         if not 0.0 <= data_config.get("noisy_prob", 0.3) <= 1.0:
             raise ValueError(f"data.noisy_prob must be in [0, 1], got {data_config.noisy_prob}")

@@ -107,6 +107,21 @@ def episode_offsets(ep_len) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(ep_len)[:-1]]).astype(np.int64)
 
 
+def concat_episodes(parts: list[Episodes]) -> Episodes:
+    """One :class:`Episodes` holding ``parts`` in order (no copy of a single part)."""
+    if len(parts) == 1:
+        return parts[0]
+    ep_len = np.concatenate([p.ep_len for p in parts])
+    states = [p.state for p in parts]
+    return Episodes(
+        pixels=np.concatenate([p.pixels for p in parts]),
+        actions=np.concatenate([p.actions for p in parts]),
+        ep_offset=episode_offsets(ep_len),
+        ep_len=ep_len,
+        state=None if any(s is None for s in states) else np.concatenate(states),
+    )
+
+
 def clip_starts(ep_offset, ep_len, span: int) -> np.ndarray:
     """Global start steps of every clip that fits ``span`` steps inside its episode ``(C,)``."""
     starts = [

@@ -237,6 +237,79 @@ def _filter(compression) -> dict:
     raise ValueError(f"compression must be None, 'gzip' or 'blosc', got {compression!r}")
 
 
+class HDF5Writer:
+    """Writes episodes in the official layout as they come, so that a collection larger than
+    memory goes to disk a batch at a time (``python -m data.collect_host``).
+
+    Columns grow as :meth:`append` adds episodes; :meth:`close` writes the episode table
+    and index columns. The file is written as ``<path>.tmp`` and renamed only when closed
+    without error, so a failed or killed collection never leaves a half-written file under
+    the final name, nor touches a file already there.
+
+    Args:
+        path: the ``.h5`` file.
+        env: id of the environment that made the episodes, stored as the file's ``env``
+            attribute (the official files have none), so that training refuses the file
+            for another environment.
+        compression: ``None``, ``"gzip"`` or ``"blosc"`` (pixels only).
+        frames_per_chunk: frames per HDF5 chunk of ``pixels``.
+    """
+
+    def __init__(self, path, *, env: str = "", compression=None, frames_per_chunk: int = 1):
+        self.path, self.tmp = Path(path), Path(str(path) + ".tmp")
+        self._filter, self._frames_per_chunk = _filter(compression), frames_per_chunk
+        self._file = _h5py().File(self.tmp, "w")
+        if env:
+            self._file.attrs["env"] = env
+        self._lens, self._has_state = [], None
+
+    def _grow(self, name: str, rows: np.ndarray, chunks=True, **kwargs) -> None:
+        f = self._file
+        if name not in f:
+            f.create_dataset(
+                name, data=rows, maxshape=(None, *rows.shape[1:]), chunks=chunks, **kwargs
+            )
+            return
+        n = f[name].shape[0]
+        f[name].resize(n + len(rows), axis=0)
+        f[name][n:] = rows
+
+    def append(self, episodes: Episodes) -> None:
+        """Adds ``episodes`` after those already written."""
+        has_state = episodes.state is not None
+        if self._has_state is None:
+            self._has_state = has_state
+        elif has_state != self._has_state:
+            raise ValueError(f"{self.path}: every batch of episodes must have state, or none")
+        chunk = (self._frames_per_chunk, *episodes.pixels.shape[1:])
+        self._grow("pixels", episodes.pixels, chunks=chunk, **self._filter)
+        self._grow("action", episodes.actions)
+        if has_state:
+            self._grow("state", episodes.state)
+        self._lens.append(np.asarray(episodes.ep_len, np.int64))
+
+    def close(self) -> None:
+        """Writes the episode table and index columns, then renames the file into place."""
+        f = self._file
+        ep_len = np.concatenate(self._lens) if self._lens else np.zeros(0, np.int64)
+        f.create_dataset("ep_len", data=ep_len)
+        f.create_dataset("ep_offset", data=episode_offsets(ep_len))
+        f.create_dataset("ep_idx", data=np.repeat(np.arange(len(ep_len)), ep_len))
+        f.create_dataset("step_idx", data=np.concatenate([np.arange(m) for m in ep_len] or [[]]))
+        f.close()
+        os.replace(self.tmp, self.path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self._file.close()
+            self.tmp.unlink(missing_ok=True)
+
+
 def write_hdf5(
     path: str | os.PathLike,
     episodes: Episodes,
@@ -245,31 +318,9 @@ def write_hdf5(
     compression=None,
     frames_per_chunk: int = 1,
 ) -> None:
-    """Writes ``episodes`` in the official layout.
-
-    Args:
-        path: the ``.h5`` file (written as ``<path>.tmp``, then renamed).
-        episodes: the data.
-        env: id of the environment that made them, stored as the file's ``env`` attribute
-            (the official files have none), so that training refuses the file for another.
-        compression: ``None``, ``"gzip"`` or ``"blosc"`` (pixels only).
-        frames_per_chunk: frames per HDF5 chunk of ``pixels``.
-    """
-    h5py = _h5py()
-    n = len(episodes.pixels)
-    ep_idx = np.repeat(np.arange(len(episodes.ep_len)), episodes.ep_len)
-    step_idx = np.concatenate([np.arange(m) for m in episodes.ep_len])
-    tmp = Path(str(path) + ".tmp")
-    chunks = (min(frames_per_chunk, max(n, 1)), *episodes.pixels.shape[1:])
-    with h5py.File(tmp, "w") as f:
-        if env:
-            f.attrs["env"] = env
-        f.create_dataset("pixels", data=episodes.pixels, chunks=chunks, **_filter(compression))
-        f.create_dataset("action", data=episodes.actions)
-        if episodes.state is not None:
-            f.create_dataset("state", data=episodes.state)
-        f.create_dataset("ep_len", data=episodes.ep_len)
-        f.create_dataset("ep_offset", data=episodes.ep_offset)
-        f.create_dataset("ep_idx", data=ep_idx[:n])
-        f.create_dataset("step_idx", data=step_idx[:n])
-    os.replace(tmp, path)  # never leaves a half-written file under the final name
+    """Writes ``episodes`` in the official layout, all at once (:class:`HDF5Writer`, which
+    takes the same arguments, appends batch by batch)."""
+    with HDF5Writer(
+        path, env=env, compression=compression, frames_per_chunk=frames_per_chunk
+    ) as writer:
+        writer.append(episodes)

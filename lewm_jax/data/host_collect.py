@@ -10,10 +10,11 @@ N environments, T steps per episode, A action dim, P physical-state dim.
 """
 
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
-from lewm_jax.data.episodes import Episodes, episode_offsets
+from lewm_jax.data.episodes import Episodes, concat_episodes, episode_offsets
 from lewm_jax.envs.episodes import check_policy
 
 
@@ -40,17 +41,35 @@ def collect_host_episodes(
 
     Returns:
         ``(episodes, timing)``: :class:`Episodes` with ``pixels (E*T, S, S, 3)`` uint8,
-        ``actions (E*T, A)``, ``state (E*T, P)``; ``timing`` the seconds of ``wall_s``,
-        the batch's ``sim_s``/``render_s``/``host_s`` and ``frames_per_s`` (stored frames
-        per wall second).
+        ``actions (E*T, A)``, ``state (E*T, P)``; ``timing`` as :func:`host_timing`.
     """
+    t0 = time.perf_counter()
+    rounds = iter_host_episodes(
+        batch, num_episodes, max_steps, seed=seed, policy=policy, progress=progress
+    )
+    episodes = concat_episodes(list(rounds))
+    return episodes, host_timing(batch, t0, len(episodes.pixels))
+
+
+def iter_host_episodes(
+    batch,
+    num_episodes: int,
+    max_steps: int,
+    *,
+    seed: int = 0,
+    policy: str = "expert",
+    progress: bool = False,
+) -> Iterator[Episodes]:
+    """The episodes of :func:`collect_host_episodes` (same arguments), one round of N at a
+    time, so that a collection larger than memory can be written as it goes
+    (:class:`~lewm_jax.data.hdf5.HDF5Writer`)."""
     check_policy(policy)
     if num_episodes < 1 or max_steps < 2:
         raise ValueError(
             f"num_episodes must be >= 1 and max_steps >= 2, got {num_episodes} and {max_steps}"
         )
     n, rng = batch.num_envs, np.random.default_rng(seed)
-    pixels, actions, states = [], [], []
+    size = batch.image_size
     t0 = time.perf_counter()
     for r in range(-(-num_episodes // n)):
         frames, info = batch.reset(seed=seed + r * n)
@@ -64,21 +83,26 @@ def collect_host_episodes(
             ep_state.append(state)
         ep_act.append(np.full_like(ep_act[0], np.nan))
         keep = min(n, num_episodes - r * n)
-        for col, rows in ((pixels, ep_px), (actions, ep_act), (states, ep_state)):
-            col.append(np.stack(rows, axis=1)[:keep].reshape(keep * max_steps, -1))
+        px, act, st = (
+            np.stack(rows, axis=1)[:keep].reshape(keep * max_steps, -1)
+            for rows in (ep_px, ep_act, ep_state)
+        )
+        ep_len = np.full(keep, max_steps, np.int64)
+        yield Episodes(
+            pixels=px.reshape(-1, size, size, 3),
+            actions=act.astype(np.float32),
+            ep_offset=episode_offsets(ep_len),
+            ep_len=ep_len,
+            state=st.astype(np.float32),
+        )
         if progress:
             done = min((r + 1) * n, num_episodes)
             rate = done * max_steps / (time.perf_counter() - t0)
             print(f"collect: {done}/{num_episodes} episodes, {rate:.1f} frames/s", flush=True)
+
+
+def host_timing(batch, t0: float, frames: int) -> dict:
+    """Seconds of ``wall_s`` (since ``t0``), the batch's ``sim_s``/``render_s``/``host_s``,
+    and ``frames_per_s`` (stored frames per wall second)."""
     wall = time.perf_counter() - t0
-    size = batch.image_size
-    ep_len = np.full(num_episodes, max_steps, np.int64)
-    episodes = Episodes(
-        pixels=np.concatenate(pixels).reshape(-1, size, size, 3),
-        actions=np.concatenate(actions).astype(np.float32),
-        ep_offset=episode_offsets(ep_len),
-        ep_len=ep_len,
-        state=np.concatenate(states).astype(np.float32),
-    )
-    timing = {**batch.timing, "wall_s": wall, "frames_per_s": len(episodes.pixels) / wall}
-    return episodes, timing
+    return {**batch.timing, "wall_s": wall, "frames_per_s": frames / wall}

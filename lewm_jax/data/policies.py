@@ -16,9 +16,8 @@ itself, so the default data are what they were before mixes existed.
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from lewm_jax.data.episodes import Episodes, episode_offsets
+from lewm_jax.data.episodes import concat_episodes
 
 POLICIES = ("expert", "noisy", "random")
 
@@ -78,19 +77,6 @@ def split_episodes(parts: list[tuple[str, float]], num_episodes: int) -> list[in
     return counts
 
 
-def concat_episodes(parts: list[Episodes]) -> Episodes:
-    """One :class:`Episodes` holding ``parts`` in order."""
-    ep_len = np.concatenate([p.ep_len for p in parts])
-    states = [p.state for p in parts]
-    return Episodes(
-        pixels=np.concatenate([p.pixels for p in parts]),
-        actions=np.concatenate([p.actions for p in parts]),
-        ep_offset=episode_offsets(ep_len),
-        ep_len=ep_len,
-        state=None if any(s is None for s in states) else np.concatenate(states),
-    )
-
-
 def collect_mix(env, env_params, spec: str, key, num_episodes: int, max_steps: int, **kw):
     """Episodes collected by the policy mix ``spec`` (see the module docstring).
 
@@ -103,16 +89,21 @@ def collect_mix(env, env_params, spec: str, key, num_episodes: int, max_steps: i
         max_steps: longest episode, in frames.
         **kw: ``noisy_prob``.
     """
-    from lewm_jax.data.collect import collect_episodes
+    return concat_episodes(
+        list(iter_mix(env, env_params, spec, key, num_episodes, max_steps, **kw))
+    )
+
+
+def iter_mix(env, env_params, spec: str, key, num_episodes: int, max_steps: int, **kw):
+    """The episodes of :func:`collect_mix` (same arguments) in order, a chunk at a time
+    (:func:`lewm_jax.data.collect.iter_episodes`)."""
+    from lewm_jax.data.collect import iter_episodes
 
     parts = parse_mix(spec)
     if parts == [("expert", 1.0)]:
-        return collect_episodes(env, env_params, env.expert_policy, key, num_episodes, max_steps)
+        yield from iter_episodes(env, env_params, env.expert_policy, key, num_episodes, max_steps)
+        return
     counts = split_episodes(parts, num_episodes)
-    collected = [
-        collect_episodes(
-            env, env_params, make_policy(env, name, **kw), jax.random.fold_in(key, i), n, max_steps
-        )
-        for i, ((name, _), n) in enumerate(zip(parts, counts, strict=True))
-    ]
-    return concat_episodes(collected)
+    for i, ((name, _), n) in enumerate(zip(parts, counts, strict=True)):
+        policy = make_policy(env, name, **kw)
+        yield from iter_episodes(env, env_params, policy, jax.random.fold_in(key, i), n, max_steps)

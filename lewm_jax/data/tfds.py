@@ -4,7 +4,10 @@ One example per episode: ``pixels`` uint8 ``(L, H, W, 3)`` (zlib-compressed), ``
 float32 ``(L, A)`` (NaN after the last frame), ``state`` float32 ``(L, P)`` (the physical
 state), ``episode_idx`` and ``step_idx`` ``(L,)``. Stored as array_record, read back with
 ``tfds.data_source`` (random access, no TensorFlow). Builder configs are named
-``<env>_<size>px_<episodes>x<max_steps>_seed<seed>`` and are deterministic in their seed.
+``<env>_<size>px_<episodes>x<max_steps>_seed<seed>`` (then the collecting policy, when it is
+not the scripted expert: ``_random``, ``_expert0.5-random0.5``, with the noisy share's
+probability: ``_noisy-p0.3``) and are deterministic in their seed. Episodes are collected and
+written a chunk at a time, so a dataset may be larger than memory (224 px paper-size data).
 
   python -m data.build --env=two_room --image_size=64 --episodes=1000
 """
@@ -20,6 +23,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 
 from lewm_jax import envs  # noqa: E402
 from lewm_jax.data.episodes import episode_offsets  # noqa: E402
+from lewm_jax.data.policies import parse_mix  # noqa: E402
 from lewm_jax.data.stores import action_rows  # noqa: E402
 from lewm_jax.frames import resize_frames  # noqa: E402
 
@@ -29,24 +33,47 @@ ENVS = envs.DATASET_ENV_IDS
 
 @dataclasses.dataclass
 class EpisodesConfig(tfds.core.BuilderConfig):
-    """Which environment, frame size, number of episodes, steps per episode and seed."""
+    """Which environment, frame size, number of episodes, steps per episode, seed and
+    collecting policy (``config.data.policy``, :mod:`lewm_jax.data.policies`)."""
 
     env: str = "two_room"
     image_size: int = 64
     num_episodes: int = 1000
     max_steps: int = 100
     seed: int = 0
+    policy: str = "expert"
+    noisy_prob: float = 0.3
 
 
-def config_name(env: str, image_size: int, num_episodes: int, max_steps: int, seed: int) -> str:
-    """The builder-config name of a dataset (every field, so two datasets never collide)."""
-    return f"{env}_{image_size}px_{num_episodes}x{max_steps}_seed{seed}"
+def config_name(
+    env: str,
+    image_size: int,
+    num_episodes: int,
+    max_steps: int,
+    seed: int,
+    policy: str = "expert",
+    noisy_prob: float = 0.3,
+) -> str:
+    """The builder-config name of a dataset (every field, so two datasets never collide;
+    the scripted expert's datasets keep the names they had before policies were named)."""
+    name = f"{env}_{image_size}px_{num_episodes}x{max_steps}_seed{seed}"
+    parts = parse_mix(policy)
+    if parts != [("expert", 1.0)]:
+        name += "_" + "-".join(n if f == 1.0 else f"{n}{f:g}" for n, f in parts)
+        if any(n == "noisy" for n, _ in parts):
+            name += f"-p{noisy_prob:g}"
+    return name
 
 
-def make_config(env, image_size, num_episodes, max_steps=100, seed=0) -> EpisodesConfig:
+def make_config(
+    env, image_size, num_episodes, max_steps=100, seed=0, policy="expert", noisy_prob=0.3
+) -> EpisodesConfig:
     """A builder config of a registered env's dataset name; one-line errors for bad input."""
     if env not in ENVS:
         raise ValueError(f"unknown env {env!r}; expected one of {sorted(ENVS)}")
+    parse_mix(policy, field="policy")
+    if not 0.0 <= noisy_prob <= 1.0:
+        raise ValueError(f"noisy_prob must be in [0, 1], got {noisy_prob}")
     for name, v in (
         ("image_size", image_size),
         ("num_episodes", num_episodes),
@@ -55,17 +82,19 @@ def make_config(env, image_size, num_episodes, max_steps=100, seed=0) -> Episode
         if v < 1:
             raise ValueError(f"{name} must be >= 1, got {v}")
     return EpisodesConfig(
-        name=config_name(env, image_size, num_episodes, max_steps, seed),
+        name=config_name(env, image_size, num_episodes, max_steps, seed, policy, noisy_prob),
         env=env,
         image_size=image_size,
         num_episodes=num_episodes,
         max_steps=max_steps,
         seed=seed,
+        policy=policy,
+        noisy_prob=noisy_prob,
     )
 
 
 class LewmEpisodes(tfds.core.GeneratorBasedBuilder):
-    """Episodes of scripted-expert play in a pure-JAX environment."""
+    """Episodes of scripted-expert (or random, or mixed) play in a pure-JAX environment."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "First release."}
@@ -104,30 +133,34 @@ class LewmEpisodes(tfds.core.GeneratorBasedBuilder):
         return {"train": self._generate_examples()}
 
     def _generate_examples(self):
-        from lewm_jax.data.collect import collect_episodes
+        from lewm_jax.data.policies import iter_mix
 
         c = self.builder_config
         env, params = envs.make(c.env, image_size=c.image_size)
-        eps = collect_episodes(
+        chunks = iter_mix(
             env,
             params,
-            env.expert_policy,
+            c.policy,
             _key(c.seed),
-            num_episodes=c.num_episodes,
-            max_steps=c.max_steps,
+            c.num_episodes,
+            c.max_steps,
+            noisy_prob=c.noisy_prob,
         )
-        for e, (off, n) in enumerate(zip(eps.ep_offset, eps.ep_len, strict=True)):
-            rows = slice(int(off), int(off + n))
-            yield (
-                e,
-                {
-                    "pixels": np.asarray(eps.pixels[rows]),
-                    "action": np.asarray(eps.actions[rows], np.float32),
-                    "state": np.asarray(eps.state[rows], np.float32),
-                    "episode_idx": e,
-                    "step_idx": np.arange(n, dtype=np.int64),
-                },
-            )
+        e = 0
+        for eps in chunks:
+            for off, n in zip(eps.ep_offset, eps.ep_len, strict=True):
+                rows = slice(int(off), int(off + n))
+                yield (
+                    e,
+                    {
+                        "pixels": np.asarray(eps.pixels[rows]),
+                        "action": np.asarray(eps.actions[rows], np.float32),
+                        "state": np.asarray(eps.state[rows], np.float32),
+                        "episode_idx": e,
+                        "step_idx": np.arange(n, dtype=np.int64),
+                    },
+                )
+                e += 1
 
 
 def _key(seed):
@@ -155,15 +188,23 @@ def read_episodes(config: EpisodesConfig, data_dir: str):
     return TFDSStore(config, data_dir).to_episodes()
 
 
+def build_command(config: EpisodesConfig, data_dir: str) -> str:
+    """The ``python -m data.build`` command that builds ``config`` under ``data_dir``."""
+    cmd = (
+        f"python -m data.build --env={config.env} --image_size={config.image_size} "
+        f"--episodes={config.num_episodes} --max_steps={config.max_steps} --seed={config.seed}"
+    )
+    if parse_mix(config.policy) != [("expert", 1.0)]:
+        cmd += f" --policy={config.policy} --noisy_prob={config.noisy_prob:g}"
+    return f"{cmd} --data_dir={data_dir}"
+
+
 def _prepared(config: EpisodesConfig, data_dir: str) -> LewmEpisodes:
     """The builder of a dataset that is built and laid out as ``config`` says."""
     b = builder(config, data_dir)
     if not b.is_prepared():
-        raise FileNotFoundError(
-            f"dataset {config.name!r} is not built in {data_dir!r}; run: python -m data.build "
-            f"--env={config.env} --image_size={config.image_size} "
-            f"--episodes={config.num_episodes} --data_dir={data_dir}"
-        )
+        run = build_command(config, data_dir)
+        raise FileNotFoundError(f"dataset {config.name!r} is not built in {data_dir!r}; run: {run}")
     _check_stored_features(b)
     return b
 
