@@ -78,3 +78,36 @@ def test_recipe_configs_and_every_screened_point_are_valid(name, size):
     base = module.get_config(size)
     validate_config(base)
     configs(base, grid(module.sweep, size))  # derives and validates every point
+
+
+@pytest.mark.parametrize("name", ["push_t", "reacher"])
+def test_paper_recipes_read_the_tfds_dataset_their_docstring_builds(name):
+    """The paper size trains on a streamed 224 px TFDS build; the data.build command in the
+    config file's docstring builds exactly the dataset the config reads."""
+    from experiments.configs.common import load_module
+    from lewm_jax.data.datasets import tfds_config
+    from lewm_jax.data.tfds import build_command
+
+    module = load_module(f"experiments/configs/{name}.py")
+    config = module.get_config("paper")
+    validate_config(config)
+    assert (config.data.name, config.data.image_size, config.planning.pairs) == (
+        "tfds",
+        224,
+        "train",
+    )
+    command = build_command(tfds_config(config.data), "~/tensorflow_datasets")
+    assert command in " ".join(module.__doc__.replace("\\\n", " ").split())
+
+
+def test_the_paper_cube_recipe_trains_on_the_224_px_file_its_docstring_collects():
+    from experiments.configs.common import load_module
+
+    module = load_module("experiments/configs/cube.py")
+    config = module.get_config("paper")
+    with config.unlocked():
+        config.data.path = "runs/cube/cube_single_224.h5"
+    validate_config(config)
+    assert (config.data.name, config.data.image_size, config.batch_size) == ("hdf5", 224, 128)
+    doc = " ".join(module.__doc__.replace("\\\n", " ").split())
+    assert f"--image_size={config.data.image_size}" in doc and config.data.env in doc

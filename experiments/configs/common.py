@@ -1,5 +1,7 @@
-"""Helpers shared by configs: parsing of ``:arg`` strings, loading, and the cpu run of the
-environments with 200-step expert episodes."""
+"""Helpers shared by configs: parsing of ``:arg`` strings, loading, the cpu run of the
+environments with 200-step episodes, and the paper-size data of a pure-JAX environment."""
+
+import os
 
 import ml_collections
 
@@ -90,3 +92,18 @@ def long_expert_run(c: ml_collections.ConfigDict) -> None:
     c.total_steps = 2000
     c.data.num_episodes, c.data.episode_len = 1000, 200
     c.keep_checkpoints_every = 500
+
+
+def paper_data(c: ml_collections.ConfigDict, num_episodes: int, episode_len: int) -> None:
+    """Sets the paper-size run of a pure-JAX environment on ``c`` (a ``paper`` config of its
+    dataset): the paper's amount of data at 224 px, built once as a TFDS dataset that
+    training streams (a 224 px set does not fit in memory; ``python -m data.build`` with the
+    fields of ``lewm_jax.data.datasets.tfds_config``), planned from the training episodes as
+    the original's protocol does."""
+    from lewm_jax.data.datasets import ENVS
+
+    c.data.name, c.data.env = "tfds", ENVS[c.data.name]
+    c.data.path = os.path.expanduser("~/tensorflow_datasets")
+    c.data.num_episodes, c.data.episode_len = num_episodes, episode_len
+    c.data.num_workers = 4  # a record holds a whole 224 px episode: decode in parallel
+    c.planning.pairs, c.planning.pair_policy = "train", ""

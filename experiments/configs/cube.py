@@ -7,7 +7,14 @@ Run (result and minutes: RESULTS.md, "OGBench Cube at the cpu size"):
       --out=runs/cube/cube_single_64.h5
   python -m experiments.train --config experiments/configs/cube.py \
       --config.data.path=runs/cube/cube_single_64.h5 --workdir runs/cube/cpu
-Args: ``size`` (``cpu`` by default; ``test`` for CI).
+Paper size on a GPU (the paper's model, batch and schedule on 10,000 x 200-step oracle
+episodes at 224 px, as many as the paper's; the file is written round by round):
+  python -m data.collect_host --env=lewm/CubeOGB-v0 --episodes=10000 --max_steps=200 \
+      --image_size=224 --num_envs=16 --asynchronous --env_kwargs='{"fast_render": true}' \
+      --out=runs/cube/cube_single_224.h5
+  python -m experiments.train --config experiments/configs/cube.py:paper \
+      --config.data.path=runs/cube/cube_single_224.h5 --workdir runs/cube_paper
+Args: ``size`` (``cpu`` by default; ``paper``; ``test`` for CI).
 """
 
 import ml_collections

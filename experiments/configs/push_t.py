@@ -7,13 +7,20 @@ Screening (every candidate at one short budget, planned over 2 seeds; probes per
 ``python -m experiments.probe --workdir runs/push_t_screen/<point>``):
   python -m experiments.sweep --config experiments/configs/push_t.py \
       --workdir runs/push_t_screen --config.total_steps=500 --config.planning.num_seeds=2
-Args: ``size`` (``cpu`` by default; ``test`` for CI).
+Paper size on a GPU (the paper's model, batch, schedule and 20,000 x 200-step episodes at
+224 px; our scripted expert's, built once as a TFDS dataset and streamed):
+  python -m data.build --env=push_t --image_size=224 --episodes=20000 --max_steps=200 \
+      --seed=0 --data_dir=~/tensorflow_datasets
+  python -m experiments.train --config experiments/configs/push_t.py:paper \
+      --workdir runs/push_t_paper
+(the official file of the paper's data instead: docs/runs.md, "Official datasets").
+Args: ``size`` (``cpu`` by default; ``paper``; ``test`` for CI).
 """
 
 import ml_collections
 
 from experiments.configs import lewm
-from experiments.configs.common import long_expert_run, parse_arg
+from experiments.configs.common import long_expert_run, paper_data, parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -24,6 +31,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # 64 px frames, latent 128 and expert-only data: no screened candidate did better
         # at 500 steps (RESULTS.md, "Push-T recipe screening").
         long_expert_run(c)
+    elif arg.size == "paper":
+        paper_data(c, num_episodes=20000, episode_len=200)
     return c
 
 

@@ -8,13 +8,19 @@ Screening (every candidate at one short budget, planned over 2 seeds; probes per
 ``python -m experiments.probe --workdir runs/reacher_screen/<point>``):
   python -m experiments.sweep --config experiments/configs/reacher.py \
       --workdir runs/reacher_screen --config.total_steps=500 --config.planning.num_seeds=2
-Args: ``size`` (``cpu`` by default; ``test`` for CI).
+Paper size on a GPU (the paper's model, batch, schedule and 10,000 x 200-step episodes of
+uniformly random actions at 224 px, built once as a TFDS dataset and streamed):
+  python -m data.build --env=reacher --image_size=224 --episodes=10000 --max_steps=200 \
+      --seed=0 --policy=random --noisy_prob=0.3 --data_dir=~/tensorflow_datasets
+  python -m experiments.train --config experiments/configs/reacher.py:paper \
+      --workdir runs/reacher_paper
+Args: ``size`` (``cpu`` by default; ``paper``; ``test`` for CI).
 """
 
 import ml_collections
 
 from experiments.configs import lewm
-from experiments.configs.common import long_expert_run, parse_arg
+from experiments.configs.common import long_expert_run, paper_data, parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -35,6 +41,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # data mix is planned on the same random-action pairs.
     c.data.policy = "random"
     c.planning.pair_policy = "random"
+    if arg.size == "paper":
+        paper_data(c, num_episodes=10000, episode_len=200)
     return c
 
 
