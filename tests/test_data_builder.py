@@ -64,8 +64,10 @@ def test_reading_a_missing_dataset_says_how_to_build_it(tmp_path):
     match = "python -m data.build --env=reacher --image_size=16 --episodes=2 --max_steps=200"
     with pytest.raises(FileNotFoundError, match=match):
         read_episodes(make_config("reacher", 16, 2, max_steps=200), str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="--policy=random --noisy_prob=0.3"):
+    with pytest.raises(FileNotFoundError, match="--seed=0 --policy=random --data_dir="):
         read_episodes(make_config("reacher", 16, 2, policy="random"), str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="--policy=noisy --noisy_prob=0.5 --data_dir="):
+        read_episodes(make_config("reacher", 16, 2, policy="noisy", noisy_prob=0.5), str(tmp_path))
 
 
 @pytest.mark.parametrize(

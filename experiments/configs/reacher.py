@@ -12,7 +12,7 @@ Screening (every candidate at one short budget, planned over 2 seeds; probes per
 Paper size on a GPU (the paper's model, batch, schedule and 10,000 x 200-step episodes of
 uniformly random actions at 224 px, built once as a TFDS dataset and streamed):
   python -m data.build --env=reacher --image_size=224 --episodes=10000 --max_steps=200 \
-      --seed=0 --policy=random --noisy_prob=0.3 --data_dir=~/tensorflow_datasets
+      --seed=0 --policy=random --data_dir=~/tensorflow_datasets
   python -m experiments.train --config experiments/configs/reacher.py:paper \
       --workdir runs/reacher_paper
 Args: ``size`` (``cpu`` by default; ``paper``; ``test`` for CI).

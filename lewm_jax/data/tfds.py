@@ -194,8 +194,11 @@ def build_command(config: EpisodesConfig, data_dir: str) -> str:
         f"python -m data.build --env={config.env} --image_size={config.image_size} "
         f"--episodes={config.num_episodes} --max_steps={config.max_steps} --seed={config.seed}"
     )
-    if parse_mix(config.policy) != [("expert", 1.0)]:
-        cmd += f" --policy={config.policy} --noisy_prob={config.noisy_prob:g}"
+    parts = parse_mix(config.policy)
+    if parts != [("expert", 1.0)]:
+        cmd += f" --policy={config.policy}"
+    if any(n == "noisy" for n, _ in parts):
+        cmd += f" --noisy_prob={config.noisy_prob:g}"
     return f"{cmd} --data_dir={data_dir}"
 
 
