@@ -294,6 +294,13 @@ def encode_frames(model, variables, pixels, *, batch: int = 256) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
+def standardize_targets(y: np.ndarray, train: np.ndarray):
+    """``(ys, mean, std)``: targets ``y (N, Q)`` in units of the ``train`` rows' mean and
+    standard deviation (a column that never varies there is left unscaled)."""
+    y_mean, y_std = y[train].mean(axis=0), np.maximum(y[train].std(axis=0), _STD_FLOOR)
+    return (y - y_mean) / y_std, y_mean, y_std
+
+
 def linear_r(report: dict) -> dict[str, float]:
     """The linear probe's Pearson r per quantity of a :func:`run_probes` report."""
     return {name: report["linear"][name]["pearson_r"] for name in report["names"]}
@@ -339,8 +346,7 @@ def run_probes(
         if len(idx) < 2:
             raise ValueError(f"the {part} split holds {len(idx)} frames; need at least 2")
     z = encode_frames(model, variables, episodes.pixels, batch=encode_batch)
-    y_mean, y_std = y[train].mean(axis=0), np.maximum(y[train].std(axis=0), _STD_FLOOR)
-    ys = (y - y_mean) / y_std
+    ys, y_mean, y_std = standardize_targets(y, train)
     ridge = ridge_probe_fit(z[train], ys[train], l2=l2)
     mlp = mlp_probe_fit(k_mlp, z[train], ys[train], **(mlp_settings or {}))
     return {

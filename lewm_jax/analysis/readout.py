@@ -26,11 +26,15 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from lewm_jax import envs  # noqa: E402
-from lewm_jax.analysis.probe import physical_targets, probe_metrics, split_by_episode  # noqa: E402
+from lewm_jax.analysis.probe import (  # noqa: E402
+    encode_frames,
+    physical_targets,
+    probe_metrics,
+    split_by_episode,
+    standardize_targets,
+)
 from lewm_jax.data.episodes import Episodes  # noqa: E402
 from lewm_jax.models.jepa import JEPA, build_model  # noqa: E402
-
-_STD_FLOOR = 1e-6
 
 
 class ReadOut(nn.Module):
@@ -90,8 +94,7 @@ def fit_readout(
     k_init, k_batches = jax.random.split(k_rest)
     train, test = split_by_episode(k_split, episodes, train_fraction=train_fraction)
     test_eps = np.unique(np.searchsorted(episodes.ep_offset, test, side="right") - 1)
-    y_mean, y_std = y[train].mean(axis=0), np.maximum(y[train].std(axis=0), _STD_FLOOR)
-    ys = ((y - y_mean) / y_std).astype(np.float32)
+    ys = standardize_targets(y, train)[0].astype(np.float32)
 
     model = ReadOut(build_model(model_config, image_size=side), len(names))
     variables = model.init(k_init, jnp.zeros((2, side, side, 3), jnp.uint8))
@@ -118,15 +121,12 @@ def fit_readout(
         pixels, target = episodes.pixels[rows[s]], ys[rows[s]]
         params, stats, opt_state, loss = step(params, stats, opt_state, pixels, target)
         losses.append(loss)
-    # Scored as the probes score a run: evaluation mode, the running statistics.
-    predict = jax.jit(lambda v, x: model.apply(v, x))
-    params = {"params": params, "batch_stats": stats}
-    pred = []
-    for start in range(0, len(test), eval_batch):
-        idx = test[start : start + eval_batch]
-        pad = eval_batch - len(idx)
-        chunk = np.concatenate([idx, np.repeat(idx[:1], pad)]) if pad else idx
-        pred.append(np.asarray(predict(params, episodes.pixels[chunk]))[: len(idx)])
+    # Scored as the probes score a run: its latents encoded in evaluation mode (the running
+    # statistics), then the head.
+    jepa = {"params": params["jepa"], "batch_stats": stats["jepa"]}
+    z = encode_frames(model.jepa, jepa, episodes.pixels[test], batch=eval_batch)
+    head = jax.device_get(params["head"])
+    pred = z @ head["kernel"] + head["bias"]
     return {
         "env": envs.env_id(env_name),
         "encoder": model_config.encoder,
@@ -137,5 +137,5 @@ def fit_readout(
         "test_episodes": len(test_eps),
         "test_frames": len(test),
         "final_train_loss": float(np.mean(jax.device_get(losses[-min(50, steps) :]))),
-        "readout": probe_metrics(np.concatenate(pred), ys[test], names),
+        "readout": probe_metrics(pred, ys[test], names),
     }
