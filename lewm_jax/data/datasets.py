@@ -33,6 +33,12 @@ def data_policy(data_config) -> str:
     return data_config.get("policy", "expert")
 
 
+def data_noisy_prob(data_config) -> float:
+    """How often the ``noisy`` policy acts at random: ``data.noisy_prob``, or 0.3 for configs
+    stored before the field existed."""
+    return data_config.get("noisy_prob", 0.3)
+
+
 def _collected(env_name):
     def build(data_config, key, num_episodes) -> Episodes:
         from lewm_jax.data.policies import collect_mix
@@ -45,7 +51,7 @@ def _collected(env_name):
             key,
             num_episodes,
             data_config.episode_len,
-            noisy_prob=data_config.get("noisy_prob", 0.3),
+            noisy_prob=data_noisy_prob(data_config),
         )
 
     return build
@@ -74,7 +80,7 @@ def tfds_config(data_config):
         data_config.num_episodes,
         data_config.episode_len,
         policy=data_policy(data_config),
-        noisy_prob=data_config.get("noisy_prob", 0.3),
+        noisy_prob=data_noisy_prob(data_config),
     )
 
 
@@ -223,7 +229,7 @@ def check_data_config(data_config) -> None:
                 f"environment or a tfds build, not {name!r}; expected one of "
                 f"{sorted((*ENVS, 'tfds'))}"
             )
-        if not 0.0 <= data_config.get("noisy_prob", 0.3) <= 1.0:
+        if not 0.0 <= data_noisy_prob(data_config) <= 1.0:
             raise ValueError(f"data.noisy_prob must be in [0, 1], got {data_config.noisy_prob}")
     if name in FILE_DATASETS and not data_config.path:
         raise ValueError(f"data.name {name!r} needs data.path (the dataset file or data_dir)")

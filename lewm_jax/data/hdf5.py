@@ -261,7 +261,7 @@ class HDF5Writer:
         self._file = _h5py().File(self.tmp, "w")
         if env:
             self._file.attrs["env"] = env
-        self._lens, self._has_state = [], None
+        self._lens = []
 
     def _grow(self, name: str, rows: np.ndarray, chunks=True, **kwargs) -> None:
         f = self._file
@@ -277,9 +277,7 @@ class HDF5Writer:
     def append(self, episodes: Episodes) -> None:
         """Adds ``episodes`` after those already written."""
         has_state = episodes.state is not None
-        if self._has_state is None:
-            self._has_state = has_state
-        elif has_state != self._has_state:
+        if self._lens and has_state != ("state" in self._file):
             raise ValueError(f"{self.path}: every batch of episodes must have state, or none")
         chunk = (self._frames_per_chunk, *episodes.pixels.shape[1:])
         self._grow("pixels", episodes.pixels, chunks=chunk, **self._filter)
@@ -292,10 +290,11 @@ class HDF5Writer:
         """Writes the episode table and index columns, then renames the file into place."""
         f = self._file
         ep_len = np.concatenate(self._lens) if self._lens else np.zeros(0, np.int64)
+        ep_offset = episode_offsets(ep_len)
         f.create_dataset("ep_len", data=ep_len)
-        f.create_dataset("ep_offset", data=episode_offsets(ep_len))
+        f.create_dataset("ep_offset", data=ep_offset)
         f.create_dataset("ep_idx", data=np.repeat(np.arange(len(ep_len)), ep_len))
-        f.create_dataset("step_idx", data=np.concatenate([np.arange(m) for m in ep_len] or [[]]))
+        f.create_dataset("step_idx", data=np.arange(ep_len.sum()) - np.repeat(ep_offset, ep_len))
         f.close()
         os.replace(self.tmp, self.path)
 
