@@ -55,8 +55,8 @@ def main(argv):
         run = load_run(FLAGS.workdir)
         config, model, variables = run.config, run.model, run.variables
         k_data, k_probe = jax.random.split(jax.random.key(FLAGS.seed))
-        env, _, episodes = datasets.fresh_expert_episodes(config.data, k_data, FLAGS.episodes)
-        report = run_probes(model, variables, episodes, env.name, key=k_probe)
+        env_name, episodes = datasets.probe_episodes(config.data, k_data, FLAGS.episodes)
+        report = run_probes(model, variables, episodes, env_name, key=k_probe)
         report.update(workdir=str(FLAGS.workdir), seed=FLAGS.seed)
         out = Path(FLAGS.out) if FLAGS.out else run_dir.report_path(FLAGS.workdir, "probe", ".json")
         out.write_text(json.dumps(report, indent=2))

@@ -56,11 +56,11 @@ def main(argv):
         datasets.check_data_config(config.data)
         check_model_config(config.model, image_size=config.data.image_size)
         k_data, k_probe = jax.random.split(jax.random.key(FLAGS.seed))  # as experiments.probe
-        env, _, episodes = datasets.fresh_expert_episodes(config.data, k_data, FLAGS.episodes)
+        env_name, episodes = datasets.probe_episodes(config.data, k_data, FLAGS.episodes)
         t0 = time.perf_counter()
         report = fit_readout(
             episodes,
-            env.name,
+            env_name,
             model_config=config.model,
             key=k_probe,
             steps=FLAGS.steps,

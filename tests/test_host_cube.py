@@ -119,3 +119,33 @@ def test_a_cube_run_trains_on_its_file_and_plans_in_the_simulator(collected, tmp
     assert len(report["episodes_detail"]) == 2
     timing = report["host_timing"]
     assert all(timing[k] > 0 for k in ("plan_s", "sim_s", "render_s", "host_s"))
+
+
+def test_probes_read_the_cube_and_gripper_of_fresh_oracle_episodes():
+    from experiments.configs.cube import get_config
+    from lewm_jax.analysis.probe import physical_targets
+    from lewm_jax.data.datasets import probe_episodes
+    from lewm_jax.envs.host_cube import OGBenchCube
+
+    env = OGBenchCube(image_size=16, fast_render=True)
+    model = env._env._model
+    adr = {
+        n: int(model.joint(n).qposadr[0])
+        for n in ("object_joint_0", "ur5e/robotiq/right_driver_joint")
+    }
+    env.close()
+    cube = adr["object_joint_0"]
+    assert OGBenchCube.probe_columns == (
+        cube,
+        cube + 1,
+        cube + 2,
+        adr["ur5e/robotiq/right_driver_joint"],
+    )
+    config = get_config("test")
+    config.data.image_size, config.data.episode_len = 16, 5
+    name, episodes = probe_episodes(config.data, jax.random.key(0), 3)
+    assert name == CUBE and episodes.state.shape == (15, 41) and episodes.ep_len.tolist() == [5] * 3
+    y, names = physical_targets(name, episodes.state)
+    assert names == ["cube_x", "cube_y", "cube_z", "gripper"]
+    np.testing.assert_array_equal(y[:, :3], episodes.state[:, CUBE_XYZ])
+    assert len({tuple(episodes.state[o, CUBE_XYZ].round(4)) for o in (0, 5, 10)}) == 3

@@ -96,6 +96,19 @@ def test_physical_targets():
     np.testing.assert_allclose(y, [[0.0, -1.0, -1.0, 0.0]], atol=1e-6)
 
 
+def test_physical_targets_of_host_environments_read_their_named_columns():
+    state = np.arange(2 * 41, dtype=np.float32).reshape(2, 41)  # the Cube's qpos then qvel
+    y, names = probe.physical_targets("lewm/CubeOGB-v0", state)
+    assert names == ["cube_x", "cube_y", "cube_z", "gripper"]
+    np.testing.assert_array_equal(y, state[:, [14, 15, 16, 6]])
+    with pytest.raises(ValueError, match=r"P > 16"):
+        probe.physical_targets("cube", state[:, :16])
+    reacher = np.array([[np.pi, -np.pi / 2, 0.3, 0.4]])  # dm_control's: leading columns
+    y, names = probe.physical_targets("lewm/ReacherDMC-v0", reacher)
+    assert names == ["shoulder_sin", "shoulder_cos", "wrist_sin", "wrist_cos"]
+    np.testing.assert_allclose(y, [[0.0, -1.0, -1.0, 0.0]], atol=1e-6)
+
+
 def test_split_never_shares_an_episode():
     episodes = _episodes([5, 0, 7, 3, 9, 4, 6, 2, 8, 1])
     train, test = probe.split_by_episode(jax.random.key(3), episodes, train_fraction=0.7)
@@ -125,7 +138,7 @@ def test_split_never_shares_an_episode():
             "steps",
         ),
         (lambda: probe.physical_targets("CartPole-v1", np.zeros((3, 2))), "unknown env_name"),
-        (lambda: probe.physical_targets("PushT-v0", np.zeros((3, 2))), r"P >= 5"),
+        (lambda: probe.physical_targets("PushT-v0", np.zeros((3, 2))), r"P > 4"),
         (lambda: probe.probe_metrics(np.zeros((3, 2)), np.zeros((3, 1)), ["a"]), "pred"),
         (lambda: probe.probe_metrics(np.zeros((3, 2)), np.zeros((3, 2)), ["a"]), "Q=2"),
         (lambda: probe.split_by_episode(jax.random.key(0), _episodes([4])), "2 episodes"),

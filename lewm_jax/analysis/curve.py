@@ -123,8 +123,7 @@ def learning_curve(
     episodes = env_id = None
     k_data, k_probe = jax.random.split(jax.random.key(probe_seed))
     if probe_episodes:
-        env, _, episodes = datasets.fresh_expert_episodes(config.data, k_data, probe_episodes)
-        env_id = env.name
+        env_id, episodes = datasets.probe_episodes(config.data, k_data, probe_episodes)
     rows = []
     for step in todo:
         plan = _planning(workdir, plan_config, step, progress=False)

@@ -29,31 +29,34 @@ _STD_FLOOR = 1e-6  # latent or target columns that never vary are left unscaled
 def physical_targets(env_name: str, state) -> tuple[np.ndarray, list[str]]:
     """Probe targets of an environment's physical state.
 
-    The env class names the leading physical-state columns (``probe_targets``) and which
-    of them are angles (``angle_targets``); angles become sin/cos pairs, so wrapping at
-    +-pi costs a probe nothing.
+    The env class (a JAX or a host environment's) names the physical-state columns
+    (``probe_targets``: the leading ones, or those at ``probe_columns``) and which of them
+    are angles (``angle_targets``); angles become sin/cos pairs, so wrapping at +-pi costs a
+    probe nothing.
 
     Args:
-        env_name: a registered id (``"TwoRoom-v0"``) or dataset name (``"two_room"``).
+        env_name: a registered id (``"TwoRoom-v0"``, ``"lewm/CubeOGB-v0"``) or dataset name
+            (``"two_room"``).
         state: physical states ``(N, P)`` in the layout of the env's ``physical_state``.
 
     Returns:
         ``(y (N, Q) float32, names)`` with Q names such as ``"agent_x"``.
     """
-    known = [*envs.env_ids(), *envs.dataset_names()]
+    known = [*envs.env_ids(None), *envs.dataset_names(None)]
     if env_name not in known:
         raise ValueError(f"unknown env_name {env_name!r}; expected one of {sorted(known)}")
     env_cls = envs.env_class(env_name)
-    env_id, columns = env_cls.env_id, env_cls.probe_targets
-    if not columns:
+    env_id, targets = env_cls.env_id, env_cls.probe_targets
+    if not targets:
         raise ValueError(f"{env_id} names no probe_targets; expected the physical columns")
+    columns = env_cls.probe_columns or tuple(range(len(targets)))
     state = np.asarray(state, np.float32)
-    if state.ndim != 2 or state.shape[1] < len(columns):
+    if state.ndim != 2 or state.shape[1] <= max(columns):
         raise ValueError(
-            f"{env_id} state must have shape (N, P >= {len(columns)}), got {state.shape}"
+            f"{env_id} state must have shape (N, P > {max(columns)}), got {state.shape}"
         )
     names, ys = [], []
-    for j, name in enumerate(columns):
+    for j, name in zip(columns, targets, strict=True):
         if name in env_cls.angle_targets:
             names += [f"{name}_sin", f"{name}_cos"]
             ys += [np.sin(state[:, j]), np.cos(state[:, j])]

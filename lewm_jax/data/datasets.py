@@ -201,6 +201,39 @@ def fresh_expert_episodes(data_config, key, num_episodes: int, *, full_length: b
     return env, env_params, episodes
 
 
+# Host simulators stepped together (in one process) while collecting probe episodes.
+_HOST_PROBE_ENVS = 10
+
+
+def probe_episodes(data_config, key, num_episodes: int):
+    """Newly collected expert episodes of the environment behind ``data_config``, with
+    their physical state: what probes, read-outs and learning curves are scored on.
+
+    A JAX environment's come from :func:`fresh_expert_episodes`; a host environment's
+    (``data.env`` such as ``"lewm/CubeOGB-v0"``) from its own simulator and oracle, built
+    with the run's ``data.env_kwargs`` (e.g. its renderer), seeded from ``key``.
+
+    Returns:
+        ``(env_name, episodes)``: the env id that :func:`~lewm_jax.analysis.probe.
+        physical_targets` takes, and :class:`Episodes` with ``state``.
+    """
+    host = host_env_name(data_config)
+    if not host:
+        env, _, episodes = fresh_expert_episodes(data_config, key, num_episodes)
+        return env.name, episodes
+    from lewm_jax.data.host_collect import collect_host_episodes
+    from lewm_jax.envs.batch import make_batch
+
+    seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
+    n = min(num_episodes, _HOST_PROBE_ENVS)
+    kwargs = dict(data_config.get("env_kwargs") or {})
+    with make_batch(host, n, image_size=data_config.image_size, **kwargs) as batch:
+        episodes, _ = collect_host_episodes(
+            batch, num_episodes, data_config.episode_len, seed=seed, policy="expert"
+        )
+    return host, episodes
+
+
 _POSITIVE = ("image_size", "action_dim", "frameskip", "num_frames", "num_episodes", "episode_len")
 
 

@@ -16,8 +16,8 @@ its own:
 - ``is_success(physical_state, goal_state, params) -> bool``, the paper's criterion;
 - ``expert_policy(key, state, params) -> (A,)``, a noisy scripted policy for data;
 - class attributes ``env_id`` (``"TwoRoom-v0"``), ``action_dim`` (A), ``probe_targets``
-  (names of the leading physical-state columns), ``angle_targets`` (which of them are
-  angles, probed as sin/cos) and ``recolourable``.
+  (names of the leading physical-state columns, or of ``probe_columns``), ``angle_targets``
+  (which of them are angles, probed as sin/cos) and ``recolourable``.
 
 The base class derives the rest: observations are the rendered frame, ``render`` and
 ``render_goal`` draw the physical and the goal state, episodes terminate on success when
@@ -52,6 +52,7 @@ class PixelEnv(environment.Environment):
     action_dim: ClassVar[int] = 2  # A
     probe_targets: ClassVar[tuple[str, ...]] = ()  # names of the leading physical columns
     angle_targets: ClassVar[tuple[str, ...]] = ()  # those of them that are angles
+    probe_columns: ClassVar[tuple[int, ...]] = ()  # their state columns, if not the leading
     recolourable: ClassVar[bool] = False  # render_physical takes a ``colour`` RGB triple
 
     def __init__(self, image_size: int = 64):

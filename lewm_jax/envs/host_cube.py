@@ -37,6 +37,10 @@ class OGBenchCube(HostEnv):
     """OGBench ``CubeEnv`` (single cube) with uint8 frame observations and a goal state."""
 
     env_id = "lewm/CubeOGB-v0"
+    # The cube's position (the object the task moves) and the gripper's opening; the arm's
+    # pose is in joint angles, probed through what it does to the cube and gripper.
+    probe_targets = ("cube_x", "cube_y", "cube_z", "gripper")
+    probe_columns = (14, 15, 16, 6)  # qpos of object_joint_0 and the right driver joint
 
     def __init__(
         self,

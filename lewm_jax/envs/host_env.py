@@ -14,8 +14,14 @@ the same things the same way:
 - ``goal_error()``: distance to the goal (the reward is its negative), and ``is_success()``;
 - optionally ``expert_policy()``: the scripted (oracle) action, the expert baseline.
 
+Class attributes as :class:`~lewm_jax.envs.base.PixelEnv`'s: ``env_id`` (the registered
+gymnasium id) and, for probes, ``probe_targets`` (names of physical-state columns: the
+leading ones, or those at ``probe_columns``) and ``angle_targets`` (which are angles).
+
 Shape letters: S frame side, P physical state, A action dim.
 """
+
+from typing import ClassVar
 
 import gymnasium
 import numpy as np
@@ -31,6 +37,10 @@ class HostEnv(gymnasium.Env):
 
     metadata = {"render_modes": ["rgb_array"]}
     render_mode = "rgb_array"
+    env_id: ClassVar[str] = ""  # the registered gymnasium id, e.g. "lewm/CubeOGB-v0"
+    probe_targets: ClassVar[tuple[str, ...]] = ()  # names of physical-state columns
+    angle_targets: ClassVar[tuple[str, ...]] = ()  # those of them that are angles
+    probe_columns: ClassVar[tuple[int, ...]] = ()  # their columns, if not the leading
 
     def __init__(self, image_size: int, action_dim: int):
         self.image_size = image_size

@@ -36,6 +36,8 @@ class DMCReacher(HostEnv):
     """dm_control ``reacher`` with uint8 frame observations and a goal configuration."""
 
     env_id = "lewm/ReacherDMC-v0"
+    probe_targets = ("shoulder", "wrist")  # the leading columns, as the JAX Reacher's
+    angle_targets = ("shoulder", "wrist")
 
     def __init__(
         self, image_size: int = 64, render_size: int = RENDER_SIZE, render_mode: str = "rgb_array"
