@@ -24,7 +24,9 @@ flags.DEFINE_string("weights", None, "Official state dict: weights.pt (or .npz).
 flags.DEFINE_string("official_config", None, "The official config.json beside the weights.")
 flags.DEFINE_string("workdir", None, "lewm_jax run directory to write (import) or read (export).")
 flags.DEFINE_string(
-    "config", "experiments/configs/lewm.py:paper,env=push_t", "Base config file[:arg]."
+    "config",
+    "experiments/configs/lewm.py:paper,env=push_t",
+    "Base config: file[:arg], or a stored config.json.",
 )
 flags.DEFINE_integer("frameskip", 5, "Env steps per action block of the official model.")
 flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "model.dtype of the workdir.")

@@ -72,8 +72,46 @@ def test_configs_the_original_cannot_train_are_refused_in_one_line():
         yardstick.check_config(config)
     with config.unlocked():
         config.loss.regularizer, config.data.name = "sigreg", "hdf5"
-    with pytest.raises(ValueError, match="'hdf5'"):
+    with pytest.raises(ValueError, match="'hdf5' needs data.path"):
         yardstick.check_config(config)
+
+
+def test_a_file_dataset_is_copied_and_both_sides_read_the_copy_along_the_plan(tmp_path):
+    """A collected file (Cube's case) is written once as ``data.h5``; the run config reads
+    that copy, its clips are the plan's, and a resumed comparison refuses another config."""
+    from lewm_jax.data import datasets
+    from lewm_jax.data.hdf5 import write_hdf5
+
+    generated = load_config(SPEC)
+    source = tmp_path / "collected.h5"
+    write_hdf5(source, load_episodes(generated.data, generated.seed), env="PushT-v0")
+    config = load_config(SPEC)
+    with config.unlocked():
+        config.data.name, config.data.path, config.data.env = "hdf5", str(source), "PushT-v0"
+    yardstick.check_config(config)
+    out = tmp_path / "ys"
+    out.mkdir()
+    yardstick.write_data(config, out)
+    run = yardstick.run_config(config, out)
+    assert run.data.path == str((out / "data.h5").resolve()) and run.data.env == "PushT-v0"
+    assert load_config(str(out / "config.json")).to_dict() == run.to_dict()
+    src = ClipSource(
+        datasets.open_store(run.data, run.seed),
+        batch_size=run.batch_size,
+        num_frames=run.data.num_frames,
+        frameskip=run.data.frameskip,
+        seed=run.seed,
+        train_fraction=run.data.train_fraction,
+    )
+    plan = np.load(out / "plan.npz")
+    rows = src.store.ep_offset[plan["episodes"]] + plan["starts"]
+    for step in range(run.total_steps):
+        np.testing.assert_array_equal(rows[step], src.clip_indices(step))
+    assert yardstick.run_config(config, out).to_dict() == run.to_dict()  # resumed: same
+    with config.unlocked():
+        config.optim.lr *= 2
+    with pytest.raises(ValueError, match="optim.lr"):
+        yardstick.run_config(config, out)
 
 
 @pytest.mark.skipif(

@@ -1,10 +1,12 @@
 """Yardstick: lewm_jax's training against the original's, at equal compute on the same data.
 
 For one config (default: the cpu-size Push-T), this
-1. makes the training episodes the config describes and writes them once in the official
-   HDF5 layout (``<out>/data.h5``; read back and checked equal to what lewm_jax trains on),
-   with the batch plan: the clip of every row of every step, the validation clips, the
-   action statistics and the optimizer settings (``<out>/plan.npz``);
+1. makes the training episodes the config describes (or reads its file dataset, e.g. a
+   collected Cube file) and writes them once in the official HDF5 layout
+   (``<out>/data.h5``; read back and checked equal to what lewm_jax trains on; a file
+   dataset's run then reads this copy on both sides), with the batch plan: the clip of
+   every row of every step, the validation clips, the action statistics and the optimizer
+   settings (``<out>/plan.npz``);
 2. trains lewm_jax on those episodes (``<out>/lewm_jax``, the same run ``experiments.train``
    makes, planning left for step 4);
 3. trains the original's LeWM (stable-worldmodel 0.1.1's modules, the authors' training
@@ -20,6 +22,11 @@ killed run resumes at the stage it was in), and ``--stages`` runs some of them:
 
   LEWM_TORCH_PYTHON=/work/ref-venv/bin/python python -m experiments.bench.yardstick \\
       --config=experiments/configs/push_t.py --out=runs/yardstick_pusht
+  ... --config=experiments/configs/cube.py --config.data.path=runs/cube/cube_single_64.h5 \\
+      --out=runs/yardstick_cube
+
+``--config.a.b=v`` overrides the config as in ``experiments.train``; both sides' run
+directories get the resolved config (``<out>/config.json``).
 """
 
 import json
@@ -28,16 +35,18 @@ from pathlib import Path
 
 import numpy as np
 from absl import app, flags
+from ml_collections import config_flags
 
 from experiments.bench import reference
 
 FLAGS = flags.FLAGS
 STAGES = ("data", "lewm_jax", "original", "evaluate")
+DEFAULT_CONFIG = "experiments/configs/push_t.py"
 
 
 def define_flags():
     """Defines the flags (only when run as a script, so that tests can import this module)."""
-    flags.DEFINE_string("config", "experiments/configs/push_t.py", "Config[:arg].")
+    config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Config[:arg].", lock_config=True)
     flags.DEFINE_string("out", None, "Directory of the comparison (data, both runs, report).")
     flags.DEFINE_list("stages", list(STAGES), f"Stages to run, of {STAGES}.")
     flags.DEFINE_integer("seeds", 3, "Evaluation seeds (config.planning.seed, +1, ...).")
@@ -49,16 +58,37 @@ def check_config(config) -> None:
     """One-line errors for a config the comparison cannot run as asked."""
     from lewm_jax.data import datasets
 
-    if config.data.name in datasets.FILE_DATASETS:
-        raise ValueError(
-            f"data.name {config.data.name!r}: the yardstick writes the file itself; give a "
-            "generated dataset (an environment's name such as push_t)"
-        )
+    datasets.check_data_config(config.data)
     if config.loss.regularizer != "sigreg" or config.loss.ema_target:
         raise ValueError(
             f"loss {config.loss.regularizer!r} (ema_target={config.loss.ema_target}): the "
             "original trains with SIGReg and no EMA target only"
         )
+
+
+def run_config(config, out: Path):
+    """The config both runs use: ``config`` resolved, a file dataset read from its copy
+    ``<out>/data.h5`` (the file the original reads). Written as ``<out>/config.json``, the
+    converter's base for the original's run directory."""
+    from lewm_jax.data import datasets
+
+    config = config.copy_and_resolve_references()
+    if config.data.name in datasets.FILE_DATASETS:
+        with config.unlocked():
+            config.data.name, config.data.path = "hdf5", str((out / "data.h5").resolve())
+    path = out / "config.json"
+    if path.exists():  # a resumed comparison: every stage so far ran this config
+        from lewm_jax.training.run_dir import flatten, read_json
+
+        a, b = flatten(read_json(path, "config")), flatten(json.loads(config.to_json()))
+        diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+        if diff:
+            raise ValueError(
+                f"{path} holds another config ({', '.join(diff[:3])}); give a new --out"
+            )
+    else:
+        path.write_text(config.to_json(indent=2))
+    return config
 
 
 def write_data(config, out: Path) -> dict:
@@ -138,9 +168,9 @@ def train_lewm_jax(config, out: Path) -> dict:
     return summary
 
 
-def train_original(config, spec: str, out: Path, python: str) -> dict:
+def train_original(config, out: Path, python: str) -> dict:
     """Stage 3: the original trained along the plan, imported into ``<out>/original`` by
-    ``experiments.convert`` with the config ``spec``."""
+    ``experiments.convert`` with the run config ``<out>/config.json``."""
     import subprocess
     import sys
 
@@ -165,7 +195,8 @@ def train_original(config, spec: str, out: Path, python: str) -> dict:
     summary["train_minutes"] = round((time.time() - t0) / 60, 1)
     cmd = [sys.executable, "-m", "experiments.convert", f"--weights={weights}"]
     cmd += [f"--official_config={official}", f"--workdir={out / 'original'}"]
-    cmd += [f"--config={spec}", f"--frameskip={d.frameskip}", "--dtype=float32"]
+    cmd += [f"--config={out.resolve() / 'config.json'}", f"--frameskip={d.frameskip}"]
+    cmd += ["--dtype=float32"]
     done = subprocess.run(cmd, cwd=reference.ROOT, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr.strip().splitlines()[-1:]}")
@@ -190,7 +221,7 @@ def evaluate(config, out: Path, seeds: int, probe_episodes: int) -> dict:
     with plan_config.unlocked():
         plan_config.num_seeds = seeds
     k_data, k_probe = jax.random.split(jax.random.key(0))
-    _, _, episodes = datasets.fresh_expert_episodes(config.data, k_data, probe_episodes)
+    _, episodes = datasets.probe_episodes(config.data, k_data, probe_episodes)
     rows = {}
     for side in ("lewm_jax", "original"):
         workdir = out / side
@@ -232,24 +263,23 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from experiments.cli import exit_with_error
-    from experiments.configs.common import load_config
 
     unknown = sorted(set(FLAGS.stages) - set(STAGES))
     try:
         if unknown or not FLAGS.out:
             raise ValueError(f"--stages {unknown} / --out {FLAGS.out!r}: need stages of {STAGES}")
-        config = load_config(FLAGS.config)
-        check_config(config)
+        check_config(FLAGS.config)
         out = Path(FLAGS.out)
         out.mkdir(parents=True, exist_ok=True)
         if "data" in FLAGS.stages:
-            print("data:", write_data(config, out), flush=True)
+            print("data:", write_data(FLAGS.config, out), flush=True)
+        config = run_config(FLAGS.config, out)
         if "lewm_jax" in FLAGS.stages:
             train_lewm_jax(config, out)
         if "original" in FLAGS.stages:
             if not FLAGS.reference_python:
                 raise ValueError("stage 'original' needs --reference_python or LEWM_TORCH_PYTHON")
-            train_original(config, FLAGS.config, out, FLAGS.reference_python)
+            train_original(config, out, FLAGS.reference_python)
         if "evaluate" in FLAGS.stages:
             result = evaluate(config, out, FLAGS.seeds, FLAGS.probe_episodes)
             result["lewm_jax"]["training"] = training_row(out, "lewm_jax")
@@ -284,5 +314,10 @@ def training_row(out: Path, side: str, last: int = 100) -> dict:
 
 
 if __name__ == "__main__":
+    import sys
+
+    from experiments.configs.common import check_config_flags
+
     define_flags()
+    check_config_flags(sys.argv, DEFAULT_CONFIG)
     app.run(main)

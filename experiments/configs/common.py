@@ -46,7 +46,12 @@ def load_module(path: str):
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
-    """Loads ``"path/to/config.py[:arg]"`` by calling its ``get_config(arg)``."""
+    """Loads ``"path/to/config.py[:arg]"`` by calling its ``get_config(arg)``, or a resolved
+    config stored as JSON (``"runs/x/config.json"``, as runs and the yardstick write it)."""
+    if spec.endswith(".json"):
+        from lewm_jax.training.run_dir import read_json
+
+        return ml_collections.ConfigDict(read_json(spec, "config"))
     path, _, arg = spec.partition(":")
     return load_module(path).get_config(arg or None)
 
