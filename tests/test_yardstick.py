@@ -76,11 +76,12 @@ def test_configs_the_original_cannot_train_are_refused_in_one_line():
         yardstick.check_config(config)
 
 
-def test_a_file_dataset_is_copied_and_both_sides_read_the_copy_along_the_plan(tmp_path):
-    """A collected file (Cube's case) is written once as ``data.h5``; the run config reads
-    that copy, its clips are the plan's, and a resumed comparison refuses another config."""
+def test_a_file_dataset_is_copied_for_the_original_and_read_along_the_plan(tmp_path):
+    """A collected file (Cube's case) is written once as ``data.h5`` for the original; the
+    run config reads the file by its absolute path, its clips are the plan's, the copy
+    holds the same episodes, and a resumed comparison refuses another config."""
     from lewm_jax.data import datasets
-    from lewm_jax.data.hdf5 import write_hdf5
+    from lewm_jax.data.hdf5 import HDF5Store, write_hdf5
 
     generated = load_config(SPEC)
     source = tmp_path / "collected.h5"
@@ -93,7 +94,9 @@ def test_a_file_dataset_is_copied_and_both_sides_read_the_copy_along_the_plan(tm
     out.mkdir()
     yardstick.write_data(config, out)
     run = yardstick.run_config(config, out)
-    assert run.data.path == str((out / "data.h5").resolve()) and run.data.env == "PushT-v0"
+    assert run.data.path == str(source.resolve()) and run.data.env == "PushT-v0"
+    copy = HDF5Store(out / "data.h5")
+    yardstick.check_written(copy, load_episodes(run.data, run.seed))
     assert load_config(str(out / "config.json")).to_dict() == run.to_dict()
     src = ClipSource(
         datasets.open_store(run.data, run.seed),

@@ -3,10 +3,9 @@
 For one config (default: the cpu-size Push-T), this
 1. makes the training episodes the config describes (or reads its file dataset, e.g. a
    collected Cube file) and writes them once in the official HDF5 layout
-   (``<out>/data.h5``; read back and checked equal to what lewm_jax trains on; a file
-   dataset's run then reads this copy on both sides), with the batch plan: the clip of
-   every row of every step, the validation clips, the action statistics and the optimizer
-   settings (``<out>/plan.npz``);
+   (``<out>/data.h5``, what the original reads; read back and checked equal to what
+   lewm_jax trains on), with the batch plan: the clip of every row of every step, the
+   validation clips, the action statistics and the optimizer settings (``<out>/plan.npz``);
 2. trains lewm_jax on those episodes (``<out>/lewm_jax``, the same run ``experiments.train``
    makes, planning left for step 4);
 3. trains the original's LeWM (stable-worldmodel 0.1.1's modules, the authors' training
@@ -67,15 +66,13 @@ def check_config(config) -> None:
 
 
 def run_config(config, out: Path):
-    """The config both runs use: ``config`` resolved, a file dataset read from its copy
-    ``<out>/data.h5`` (the file the original reads). Written as ``<out>/config.json``, the
-    converter's base for the original's run directory."""
-    from lewm_jax.data import datasets
-
+    """The config both runs use: ``config`` resolved, a file dataset's path made absolute
+    (the converter runs elsewhere). Written as ``<out>/config.json``, the converter's base
+    for the original's run directory."""
     config = config.copy_and_resolve_references()
-    if config.data.name in datasets.FILE_DATASETS:
+    if config.data.path:
         with config.unlocked():
-            config.data.name, config.data.path = "hdf5", str((out / "data.h5").resolve())
+            config.data.path = str(Path(config.data.path).expanduser().resolve())
     path = out / "config.json"
     if path.exists():  # a resumed comparison: every stage so far ran this config
         from lewm_jax.training.run_dir import flatten, read_json
