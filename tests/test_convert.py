@@ -186,6 +186,36 @@ def test_official_pusht_config_gives_the_paper_model():
     assert convert.config_from_official(back) == overrides
 
 
+def test_a_wider_action_block_is_squeezed_to_the_originals_ten():
+    """The original builds ``Embedder(input_dim=frameskip * action_dim)``, keeping
+    smoothed_dim 10 for every environment: Cube's 5 x 5 block goes 25 -> 10."""
+    cube = json.loads(json.dumps(PUSHT_OFFICIAL))
+    cube["action_encoder"]["input_dim"] = 25
+    overrides = convert.config_from_official(cube)
+    assert overrides["model"]["action_smoothed_dim"] == 10
+    assert overrides["data"]["action_dim"] == 5
+    config = _config("test")
+    config.data.action_dim = 5
+    params = _random_variables(config)["params"]["action_encoder"]
+    assert params["smooth"]["kernel"].shape == (25, 10)
+    assert params["fc1"]["kernel"].shape[0] == 10
+    back = convert.official_config_from_model(config.model, image_size=32, action_input_dim=25)
+    assert back["action_encoder"]["smoothed_dim"] == 10
+
+
+def test_a_run_config_from_before_the_smoothed_width_keeps_the_block_width():
+    """Run directories written before ``model.action_smoothed_dim`` existed built the k=1
+    conv as wide as the action block; they restore (and export) as they were built."""
+    config = _config("test")
+    config.data.action_dim = 5
+    with config.unlocked():
+        del config.model["action_smoothed_dim"]
+    params = _random_variables(config)["params"]["action_encoder"]
+    assert params["smooth"]["kernel"].shape == (25, 25)
+    back = convert.official_config_from_model(config.model, image_size=32, action_input_dim=25)
+    assert back["action_encoder"]["smoothed_dim"] == 25
+
+
 @pytest.mark.parametrize(
     "section, change, match",
     [
@@ -284,9 +314,10 @@ def _jax_outputs(model, variables, inputs):
 
 
 @needs_torch
-@pytest.mark.parametrize("size", ["test", "paper"])
-def test_parity_with_the_pytorch_reference(size, tmp_path):
+@pytest.mark.parametrize("size, action_dim", [("test", 2), ("paper", 2), ("test", 5)])
+def test_parity_with_the_pytorch_reference(size, action_dim, tmp_path):
     config = _config(size)
+    config.data.action_dim = action_dim  # 5: Cube's width, a block squeezed 25 -> 10
     d, m = config.data, config.model
     a = d.frameskip * d.action_dim
     (tmp_path / "config.json").write_text(

@@ -91,6 +91,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.pred_mlp_dim = 2048  # predictor MLP hidden width
     c.model.dropout = 0.1  # predictor dropout
     c.model.action_mlp_scale = 4  # action encoder hidden = this * latent_dim
+    c.model.action_smoothed_dim = 10  # action encoder's k=1 conv width (the original's, any env)
     c.model.dtype = "bfloat16"  # compute dtype: "float32" or "bfloat16" (params stay float32)
 
     c.loss = ml_collections.ConfigDict()

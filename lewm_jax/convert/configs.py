@@ -6,6 +6,8 @@ from lewm_jax.models.vit import VIT_SIZES, decode_variant
 
 # HF ViT sizes of stable_pretraining's vit_hf: (width, depth, heads); MLP is 4 x width.
 HF_VIT_SIZES = {"tiny": (192, 12, 3), "small": (384, 12, 6), "base": (768, 12, 12)}
+# The reference Embedder's smoothed_dim when a config.json leaves it out.
+EMBEDDER_SMOOTHED_DIM = 10
 
 
 def as_model_config(model_config) -> ml_collections.ConfigDict:
@@ -80,10 +82,7 @@ def config_from_official(config_json: dict, *, frameskip: int = 5) -> dict:
         "one head as wide as the latent has no output projection in the reference",
     )
     a = act["input_dim"]
-    _require(
-        act.get("smoothed_dim", a) == a and act["emb_dim"] == d,
-        "action_encoder needs smoothed_dim = input_dim and emb_dim = predictor.input_dim",
-    )
+    _require(act["emb_dim"] == d, "action_encoder needs emb_dim = predictor.input_dim")
     _require(a % frameskip == 0, f"action_encoder.input_dim {a} is not a multiple of {frameskip}")
     hidden = s["projector"]["hidden_dim"]
     for name, fan_in in (("projector", vit["hidden_size"]), ("pred_proj", d)):
@@ -108,6 +107,7 @@ def config_from_official(config_json: dict, *, frameskip: int = 5) -> dict:
         pred_mlp_dim=pred["mlp_dim"],
         dropout=float(pred.get("dropout", 0.0)),
         action_mlp_scale=act.get("mlp_scale", 4),
+        action_smoothed_dim=act.get("smoothed_dim", EMBEDDER_SMOOTHED_DIM),
     )
     image_size, history = enc.get("image_size", 224), pred["num_frames"]
     data = dict(image_size=image_size, action_dim=a // frameskip, frameskip=frameskip)
@@ -137,6 +137,8 @@ def official_config_from_model(model_config, *, image_size: int, action_input_di
     predictor.update(depth=mc.pred_depth, heads=mc.pred_heads, mlp_dim=mc.pred_mlp_dim)
     predictor.update(dim_head=mc.pred_head_dim, dropout=mc.dropout, emb_dropout=0.0)
     action = dict(input_dim=action_input_dim, emb_dim=d, mlp_scale=mc.action_mlp_scale)
+    smoothed = getattr(mc, "action_smoothed_dim", None)
+    action["smoothed_dim"] = action_input_dim if smoothed is None else smoothed
     return {
         "_target_": "stable_worldmodel.wm.lewm.LeWM",
         "encoder": {"_target_": "stable_pretraining.backbone.utils.vit_hf", **encoder},

@@ -41,19 +41,26 @@ class ActionEncoder(nn.Module):
     Attributes:
         emb_dim: output width (the predictor width).
         mlp_scale: hidden width is ``mlp_scale * emb_dim``.
+        smoothed_dim: output width of the k=1 Conv1d. The original's ``Embedder`` defaults
+            to 10 and its training script keeps that default for every environment (Push-T's
+            5 x 2 block is 10 wide, Cube's 5 x 5 block is squeezed to 10). ``None`` keeps the
+            block's own width, as lewm_jax built it before this attribute existed, so that
+            those run directories still restore.
         dtype: computation dtype.
     """
 
     emb_dim: int
     mlp_scale: int = 4
+    smoothed_dim: int | None = 10
     dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, actions: jax.Array) -> jax.Array:
         """Maps z-scored action blocks ``(B, T, A)`` to ``(B, T, emb_dim)``."""
         a = actions.shape[-1]
-        x = dense(a, a, "torch", self.dtype, name="smooth")(actions.astype(jnp.float32))
-        x = dense(self.mlp_scale * self.emb_dim, a, "torch", self.dtype, name="fc1")(x)
+        s = a if self.smoothed_dim is None else self.smoothed_dim
+        x = dense(s, a, "torch", self.dtype, name="smooth")(actions.astype(jnp.float32))
+        x = dense(self.mlp_scale * self.emb_dim, s, "torch", self.dtype, name="fc1")(x)
         x = nn.silu(x)
         hidden = self.mlp_scale * self.emb_dim
         return dense(self.emb_dim, hidden, "torch", self.dtype, name="fc2")(x)

@@ -47,6 +47,8 @@ class JEPA(nn.Module):
         pred_mlp_dim: predictor MLP hidden width.
         dropout: predictor dropout.
         action_mlp_scale: action encoder hidden width is this times ``latent_dim``.
+        action_smoothed_dim: the action encoder's first (k=1 Conv1d) width; ``None`` keeps
+            the action block's width (see :class:`ActionEncoder`).
         dtype: computation dtype (float32 or bfloat16); parameters stay float32.
     """
 
@@ -61,12 +63,15 @@ class JEPA(nn.Module):
     pred_mlp_dim: int = 2048
     dropout: float = 0.1
     action_mlp_scale: int = 4
+    action_smoothed_dim: int | None = 10
     dtype: Dtype = jnp.float32
 
     def setup(self):
         self.vit = ViT(self.encoder, self.image_size, self.dtype)
         self.projector = MLPHead(self.proj_hidden, self.latent_dim, self.dtype)
-        self.action_encoder = ActionEncoder(self.latent_dim, self.action_mlp_scale, self.dtype)
+        self.action_encoder = ActionEncoder(
+            self.latent_dim, self.action_mlp_scale, self.action_smoothed_dim, self.dtype
+        )
         self.predictor = ARPredictor(
             self.history,
             self.pred_depth,
@@ -170,6 +175,11 @@ def _dtype(model_config):
     return DTYPES[model_config.dtype]
 
 
+def _action_smoothed_dim(model_config):
+    # Run directories written before the key existed built the block's own width (None).
+    return getattr(model_config, "action_smoothed_dim", None)
+
+
 def check_model_config(model_config, *, image_size: int) -> None:
     """One-line errors for a ``config.model`` that cannot be built for ``image_size`` frames."""
     _dtype(model_config)
@@ -182,6 +192,9 @@ def check_model_config(model_config, *, image_size: int) -> None:
     for name in _POSITIVE:
         if model_config[name] < 1:
             raise ValueError(f"model.{name} must be >= 1, got {model_config[name]}")
+    smoothed = _action_smoothed_dim(model_config)
+    if smoothed is not None and smoothed < 1:
+        raise ValueError(f"model.action_smoothed_dim must be >= 1 or None, got {smoothed}")
     if not 0.0 <= model_config.dropout < 1.0:
         raise ValueError(f"model.dropout must be in [0, 1), got {model_config.dropout}")
 
@@ -201,5 +214,6 @@ def build_model(model_config, *, image_size: int) -> JEPA:
         pred_mlp_dim=model_config.pred_mlp_dim,
         dropout=model_config.dropout,
         action_mlp_scale=model_config.action_mlp_scale,
+        action_smoothed_dim=_action_smoothed_dim(model_config),
         dtype=dtype,
     )
