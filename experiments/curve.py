@@ -8,7 +8,9 @@
 The run must keep the checkpoints (``--config.keep_checkpoints_every=N`` when training).
 Every point is planned on the same start/goal pairs (the run's planning section, ``--seeds``
 seeds from ``--seed``) and probed on the same fresh expert episodes; each point's reports
-stay in the run directory and a re-run reuses them. The table goes to ``curve.md``, the
+stay in the run directory and a re-run reuses them; a host environment's probe episodes
+(Cube: minutes to simulate) are kept in ``--probe_cache`` when given, e.g. the yardstick's
+``<out>``, which keeps the ones it probed both sides on. The table goes to ``curve.md``, the
 plot to ``curve.png`` (:mod:`lewm_jax.analysis.curve`).
 """
 
@@ -25,6 +27,9 @@ flags.DEFINE_integer("seed", None, "First evaluation seed (default: the run's)."
 flags.DEFINE_integer("seeds", 2, "Evaluation seeds.")
 flags.DEFINE_integer("probe_episodes", 200, "Fresh expert episodes for the probes (0: none).")
 flags.DEFINE_integer("probe_seed", 0, "Seed of the probe episodes, their split and MLP probe.")
+flags.DEFINE_string(
+    "probe_cache", None, "Directory keeping a host environment's probe episodes for the next call."
+)
 flags.DEFINE_bool("traceback", False, "Show full tracebacks instead of one-line errors.")
 flags.mark_flag_as_required("workdir")
 
@@ -52,6 +57,7 @@ def main(argv):
             steps=[int(s) for s in FLAGS.steps] or None,
             probe_episodes=FLAGS.probe_episodes,
             probe_seed=FLAGS.probe_seed,
+            probe_cache=FLAGS.probe_cache,
         )
     except (ValueError, TypeError, OSError) as e:
         if FLAGS.traceback:

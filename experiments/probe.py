@@ -21,6 +21,9 @@ flags.DEFINE_string("workdir", None, "Training run directory (config.json + chec
 flags.DEFINE_integer("episodes", 200, "Expert episodes to collect and split 80/20.")
 flags.DEFINE_integer("seed", 0, "Seed of the collected episodes, the split and the MLP probe.")
 flags.DEFINE_string("out", None, "Report path (default: <workdir>/probe.json).")
+flags.DEFINE_string(
+    "probe_cache", None, "Directory keeping a host environment's probe episodes for the next call."
+)
 flags.DEFINE_bool("traceback", False, "Show full tracebacks instead of one-line errors.")
 flags.mark_flag_as_required("workdir")
 
@@ -55,7 +58,9 @@ def main(argv):
         run = load_run(FLAGS.workdir)
         config, model, variables = run.config, run.model, run.variables
         k_data, k_probe = jax.random.split(jax.random.key(FLAGS.seed))
-        env_name, episodes = datasets.probe_episodes(config.data, k_data, FLAGS.episodes)
+        env_name, episodes = datasets.probe_episodes(
+            config.data, k_data, FLAGS.episodes, cache_dir=FLAGS.probe_cache
+        )
         report = run_probes(model, variables, episodes, env_name, key=k_probe)
         report.update(workdir=str(FLAGS.workdir), seed=FLAGS.seed)
         out = Path(FLAGS.out) if FLAGS.out else run_dir.report_path(FLAGS.workdir, "probe", ".json")

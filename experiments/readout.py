@@ -35,6 +35,9 @@ flags.DEFINE_integer("steps", 500, "Training steps.")
 flags.DEFINE_integer("batch", 64, "Frames per step.")
 flags.DEFINE_float("lr", 1e-3, "Peak AdamW learning rate.")
 flags.DEFINE_string("out", None, "Report path (.json; must not exist).")
+flags.DEFINE_string(
+    "probe_cache", None, "Directory keeping a host environment's probe episodes for the next call."
+)
 flags.mark_flag_as_required("out")
 
 
@@ -56,7 +59,9 @@ def main(argv):
         datasets.check_data_config(config.data)
         check_model_config(config.model, image_size=config.data.image_size)
         k_data, k_probe = jax.random.split(jax.random.key(FLAGS.seed))  # as experiments.probe
-        env_name, episodes = datasets.probe_episodes(config.data, k_data, FLAGS.episodes)
+        env_name, episodes = datasets.probe_episodes(
+            config.data, k_data, FLAGS.episodes, cache_dir=FLAGS.probe_cache
+        )
         t0 = time.perf_counter()
         report = fit_readout(
             episodes,

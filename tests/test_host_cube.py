@@ -149,3 +149,19 @@ def test_probes_read_the_cube_and_gripper_of_fresh_oracle_episodes():
     assert names == ["cube_x", "cube_y", "cube_z", "gripper"]
     np.testing.assert_array_equal(y[:, :3], episodes.state[:, CUBE_XYZ])
     assert len({tuple(episodes.state[o, CUBE_XYZ].round(4)) for o in (0, 5, 10)}) == 3
+
+
+def test_probe_episodes_are_kept_in_the_cache_and_read_back_equal(tmp_path):
+    from experiments.configs.cube import get_config
+    from lewm_jax.data.datasets import probe_episodes
+
+    config = get_config("test")
+    config.data.image_size, config.data.episode_len = 16, 4
+    _, first = probe_episodes(config.data, jax.random.key(0), 2, cache_dir=tmp_path)
+    (kept,) = tmp_path.glob("probe_episodes_*.h5")
+    name, again = probe_episodes(config.data, jax.random.key(0), 2, cache_dir=tmp_path)
+    assert name == CUBE and list(tmp_path.iterdir()) == [kept]
+    for field in ("pixels", "actions", "ep_len", "ep_offset", "state"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(first, field))
+    probe_episodes(config.data, jax.random.key(1), 2, cache_dir=tmp_path)  # other inputs
+    assert len(list(tmp_path.glob("probe_episodes_*.h5"))) == 2

@@ -218,7 +218,8 @@ def evaluate(config, out: Path, seeds: int, probe_episodes: int) -> dict:
     with plan_config.unlocked():
         plan_config.num_seeds = seeds
     k_data, k_probe = jax.random.split(jax.random.key(0))
-    _, episodes = datasets.probe_episodes(config.data, k_data, probe_episodes)
+    # Kept in <out>: `experiments.curve --probe_cache=<out>` on either side reuses them.
+    _, episodes = datasets.probe_episodes(config.data, k_data, probe_episodes, cache_dir=out)
     rows = {}
     for side in ("lewm_jax", "original"):
         workdir = out / side

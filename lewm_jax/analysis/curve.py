@@ -94,6 +94,7 @@ def learning_curve(
     steps: list[int] | None = None,
     probe_episodes: int = 200,
     probe_seed: int = 0,
+    probe_cache=None,
     progress: bool = True,
 ) -> list[dict]:
     """Planning success and probe r of every kept checkpoint of the run in ``workdir``.
@@ -105,6 +106,8 @@ def learning_curve(
         probe_episodes: fresh expert episodes for the probes (0: no probes, e.g. for a run
             whose dataset no JAX environment makes).
         probe_seed: seed of those episodes, their split and the MLP probe.
+        probe_cache: directory keeping a host environment's probe episodes
+            (:func:`~lewm_jax.data.datasets.probe_episodes`).
         progress: print one line per point.
 
     Returns:
@@ -123,7 +126,9 @@ def learning_curve(
     episodes = env_id = None
     k_data, k_probe = jax.random.split(jax.random.key(probe_seed))
     if probe_episodes:
-        env_id, episodes = datasets.probe_episodes(config.data, k_data, probe_episodes)
+        env_id, episodes = datasets.probe_episodes(
+            config.data, k_data, probe_episodes, cache_dir=probe_cache
+        )
     rows = []
     for step in todo:
         plan = _planning(workdir, plan_config, step, progress=False)

@@ -8,6 +8,10 @@ stable-worldmodel file and ``tfds`` a dataset built with ``python -m data.build`
 (``data.path`` = its data_dir).
 """
 
+import hashlib
+import json
+from pathlib import Path
+
 import jax
 
 from lewm_jax import envs
@@ -205,13 +209,22 @@ def fresh_expert_episodes(data_config, key, num_episodes: int, *, full_length: b
 _HOST_PROBE_ENVS = 10
 
 
-def probe_episodes(data_config, key, num_episodes: int):
+def probe_episodes(data_config, key, num_episodes: int, cache_dir=None):
     """Newly collected expert episodes of the environment behind ``data_config``, with
     their physical state: what probes, read-outs and learning curves are scored on.
 
     A JAX environment's come from :func:`fresh_expert_episodes`; a host environment's
     (``data.env`` such as ``"lewm/CubeOGB-v0"``) from its own simulator and oracle, built
     with the run's ``data.env_kwargs`` (e.g. its renderer), seeded from ``key``.
+
+    Args:
+        data_config: the run's ``config.data``.
+        key: PRNG key of the episodes.
+        num_episodes: how many episodes.
+        cache_dir: where a host environment's episodes are kept as an HDF5 file named by
+            everything they depend on, and read back by a later call with the same inputs
+            (200 Cube episodes take minutes to simulate and render; a JAX environment's
+            take seconds and are not cached). ``None``: collect every time.
 
     Returns:
         ``(env_name, episodes)``: the env id that :func:`~lewm_jax.analysis.probe.
@@ -221,16 +234,27 @@ def probe_episodes(data_config, key, num_episodes: int):
     if not host:
         env, _, episodes = fresh_expert_episodes(data_config, key, num_episodes)
         return env.name, episodes
+    from lewm_jax.data.hdf5 import load_hdf5, write_hdf5
     from lewm_jax.data.host_collect import collect_host_episodes
     from lewm_jax.envs.batch import make_batch
 
     seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
-    n = min(num_episodes, _HOST_PROBE_ENVS)
     kwargs = dict(data_config.get("env_kwargs") or {})
+    path = None
+    if cache_dir is not None:
+        inputs = [host, data_config.image_size, data_config.episode_len, num_episodes, seed, kwargs]
+        digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+        path = Path(cache_dir) / f"probe_episodes_{digest}.h5"
+        if path.exists():
+            return host, load_hdf5(path)
+    n = min(num_episodes, _HOST_PROBE_ENVS)
     with make_batch(host, n, image_size=data_config.image_size, **kwargs) as batch:
         episodes, _ = collect_host_episodes(
             batch, num_episodes, data_config.episode_len, seed=seed, policy="expert"
         )
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_hdf5(path, episodes, env=host)  # written aside and renamed: never half a file
     return host, episodes
 
 
