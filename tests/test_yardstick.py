@@ -74,6 +74,14 @@ def test_configs_the_original_cannot_train_are_refused_in_one_line():
         config.loss.regularizer, config.data.name = "sigreg", "hdf5"
     with pytest.raises(ValueError, match="'hdf5' needs data.path"):
         yardstick.check_config(config)
+    with config.unlocked():  # a run field that experiments.train would refuse
+        config.data.name, config.checkpoint_every, config.keep_checkpoints_every = (
+            "push_t",
+            100,
+            375,
+        )
+    with pytest.raises(ValueError, match="keep_checkpoints_every 375"):
+        yardstick.check_config(config)
 
 
 def test_a_file_dataset_is_copied_for_the_original_and_read_along_the_plan(tmp_path):
@@ -89,6 +97,7 @@ def test_a_file_dataset_is_copied_for_the_original_and_read_along_the_plan(tmp_p
     config = load_config(SPEC)
     with config.unlocked():
         config.data.name, config.data.path, config.data.env = "hdf5", str(source), "PushT-v0"
+        config.planning.pairs = "train"  # a collected file has no held-out episodes
     yardstick.check_config(config)
     out = tmp_path / "ys"
     out.mkdir()

@@ -54,10 +54,11 @@ def define_flags():
 
 
 def check_config(config) -> None:
-    """One-line errors for a config the comparison cannot run as asked."""
-    from lewm_jax.data import datasets
+    """One-line errors for a config the comparison cannot run as asked, before any stage
+    writes (the whole run config, as ``experiments.train`` checks it)."""
+    from lewm_jax.run import validate_config
 
-    datasets.check_data_config(config.data)
+    validate_config(config)
     if config.loss.regularizer != "sigreg" or config.loss.ema_target:
         raise ValueError(
             f"loss {config.loss.regularizer!r} (ema_target={config.loss.ema_target}): the "
