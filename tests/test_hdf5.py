@@ -71,6 +71,37 @@ def test_streamed_clips_equal_clips_from_memory(tmp_path, compression):
     )
 
 
+def test_a_file_read_into_memory_gives_the_streamed_clips(tmp_path):
+    """load() keeps the file's row numbering: episodes stored out of order, after a row no
+    episode holds, give the same batches as streaming; open_store loads by data.in_memory_gb."""
+    from lewm_jax.data import datasets
+
+    path = _official_file(tmp_path / "g.h5", lens=(60, 50, 1), size=16)
+    with h5py.File(path, "a") as f:  # episode 0 after episode 1, row 110 in no episode
+        f["ep_len"][...], f["ep_offset"][...] = [60, 50, 0], [50, 0, 110]
+        f["step_idx"][...] = np.concatenate([np.arange(50), np.arange(60), [0]])
+    args = dict(batch_size=4, seed=3, train_fraction=0.8)
+    streamed = ClipSource(HDF5Store(path, image_size=16), **args)
+    store = HDF5Store(path, image_size=16)
+    assert store.frames_nbytes == 111 * 16 * 16 * 3
+    loaded = ClipSource(store.load(), **args)
+    for split in ("train", "val"):
+        a = ClipSource(HDF5Store(path, image_size=16), split=split, **args)
+        b = ClipSource(store, split=split, **args)
+        for step in (0, 2):
+            x, y = a.batch(step), b.batch(step)
+            np.testing.assert_array_equal(x["pixels"], y["pixels"])
+            np.testing.assert_array_equal(x["actions"], y["actions"])
+    np.testing.assert_array_equal(streamed.batch(1)["pixels"], loaded.batch(1)["pixels"])
+    config = _hdf5_config(path, image_size=16, in_memory_gb=111 * 768 / 2**30).unlock().data
+    assert datasets.open_store(config, 0)._pixels is not None  # exactly at the limit
+    config.in_memory_gb = 110 * 768 / 2**30
+    assert datasets.open_store(config, 0)._pixels is None
+    config.in_memory_gb = -1.0
+    with pytest.raises(ValueError, match="data.in_memory_gb must be >= 0, got -1.0"):
+        datasets.check_data_config(config)
+
+
 def test_grain_workers_deliver_the_batches_in_step_order(tmp_path):
     path = _official_file(tmp_path / "w.h5", lens=(60, 50), size=16)
     src = ClipSource(HDF5Store(path), batch_size=4, seed=2, train_fraction=1.0)

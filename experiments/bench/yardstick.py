@@ -76,10 +76,11 @@ def run_config(config, out: Path):
             config.data.path = str(Path(config.data.path).expanduser().resolve())
     path = out / "config.json"
     if path.exists():  # a resumed comparison: every stage so far ran this config
-        from lewm_jax.training.run_dir import flatten, read_json
+        from lewm_jax.training.run_dir import SPEED_FIELDS, flatten, read_json
 
         a, b = flatten(read_json(path, "config")), flatten(json.loads(config.to_json()))
-        diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+        keys = (a.keys() | b.keys()) - set(SPEED_FIELDS)  # how fast, not what: may change
+        diff = sorted(k for k in keys if a.get(k) != b.get(k))
         if diff:
             raise ValueError(
                 f"{path} holds another config ({', '.join(diff[:3])}); give a new --out"

@@ -121,13 +121,19 @@ def _source(name: str):
 
 def open_store(data_config, seed: int):
     """The clip store of ``config.data``: files are streamed (:class:`HDF5Store`, TFDS),
-    generated datasets are built in memory (:class:`MemoryStore`), deterministic in ``seed``.
+    except an HDF5 file whose frames take at most ``data.in_memory_gb``, which is read into
+    memory once; generated datasets are built in memory (:class:`MemoryStore`),
+    deterministic in ``seed``.
     """
     from lewm_jax.data.stores import MemoryStore
 
     build = _source(data_config.name)
     if build is None:
-        return FILE_DATASETS[data_config.name](data_config)
+        store = FILE_DATASETS[data_config.name](data_config)
+        limit = data_config.get("in_memory_gb", 0.0)  # absent in configs of older runs
+        if hasattr(store, "load") and store.frames_nbytes <= limit * 2**30:
+            store.load()
+        return store
     return MemoryStore(build(data_config, jax.random.key(seed), data_config.num_episodes))
 
 
@@ -273,6 +279,8 @@ def check_data_config(data_config) -> None:
             f"data.num_workers must be >= 0 and data.prefetch >= 1, got "
             f"{data_config.num_workers} and {data_config.prefetch}"
         )
+    if data_config.get("in_memory_gb", 0.0) < 0:
+        raise ValueError(f"data.in_memory_gb must be >= 0, got {data_config.in_memory_gb}")
     if not 0.0 < data_config.train_fraction <= 1.0:
         raise ValueError(f"data.train_fraction must be in (0, 1], got {data_config.train_fraction}")
     if "policy" in data_config:

@@ -20,6 +20,7 @@ import numpy as np
 
 from lewm_jax._deps import require
 from lewm_jax.data.episodes import Episodes, episode_offsets
+from lewm_jax.data.stores import action_rows, frame_rows
 from lewm_jax.frames import resize_frames
 
 try:  # registers the Blosc filter with h5py when installed
@@ -75,7 +76,8 @@ class HDF5Store:
     Opening validates the layout and reads only the episode table (and ``step_idx``);
     every clip is then two strided reads (its T frames, its T * k actions), so memory does
     not grow with the file. Each process opens its own handle on first use, so the store
-    can be pickled into loader workers.
+    can be pickled into loader workers. A file that fits in memory can be read whole once
+    (:meth:`load`): clips are then copies from memory, the same rows as streamed.
 
     Args:
         path: the ``.h5`` file.
@@ -119,6 +121,8 @@ class HDF5Store:
         self.frame_shape = (self.size, self.size, 3)
         self.action_dim = int(np.prod(f["action"].shape[1:]))
         self.env = str(f.attrs.get("env", ""))  # "" in files not written by write_hdf5
+        self.num_rows = n
+        self._pixels = self._actions = None  # the whole columns, once load() has run
 
     def _h5(self):
         """This process's handle (h5py handles do not survive pickling or fork)."""
@@ -133,7 +137,33 @@ class HDF5Store:
     def __getstate__(self):
         return {**self.__dict__, "_file": None, "_pid": None}
 
+    @property
+    def frames_nbytes(self) -> int:
+        """Bytes of every stored frame at ``image_size``: what :meth:`load` keeps in memory."""
+        return self.num_rows * int(np.prod(self.frame_shape))
+
+    def load(self) -> "HDF5Store":
+        """Reads the pixel and action columns into memory once (decompressed and resized).
+
+        Streaming decompresses every frame of every clip again in the loader's threads,
+        which take CPU from the train step when the cores are few; from memory a clip is a
+        copy. Rows keep their file numbering, so every clip holds what it holds streamed.
+        """
+        f, n = self._h5(), self.num_rows
+        pixels = np.empty((n, *self.frame_shape), np.uint8)
+        for i in range(0, n, self.chunk):
+            rows = slice(i, min(i + self.chunk, n))
+            pixels[rows] = resize_frames(_read(f, self.path, "pixels", rows), self.size)
+        actions = _read(f, self.path, "action").reshape(n, self.action_dim)
+        self._pixels, self._actions = pixels, actions.astype(np.float32)
+        return self
+
     def read_clips(self, starts, num_frames, frameskip):
+        if self._pixels is not None:
+            return (
+                self._pixels[frame_rows(starts, num_frames, frameskip)],
+                self._actions[action_rows(starts, num_frames, frameskip)],
+            )
         f, t, k = self._h5(), num_frames, frameskip
         pixels = np.empty((len(starts), t, *self.frame_shape), np.uint8)
         actions = np.empty((len(starts), t * k, self.action_dim), np.float32)

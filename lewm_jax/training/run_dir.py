@@ -33,7 +33,7 @@ CURVES_FILE = "curves.png"
 STATE_FIELDS = {"loss.ema_target": False}
 # Fields inside the compared sections that change how fast a run goes, not what it computes
 # (the loader's batches are the same whatever its workers): a resume may change them.
-SPEED_FIELDS = ("data.num_workers", "data.prefetch")
+SPEED_FIELDS = ("data.num_workers", "data.prefetch", "data.in_memory_gb")
 
 
 def check_workdir(workdir: str | os.PathLike) -> Path:
