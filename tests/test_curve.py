@@ -41,3 +41,22 @@ def test_a_step_without_a_checkpoint_fails_in_one_line(run):
     workdir, plan = run
     with pytest.raises(ValueError, match=r"holds no checkpoint of steps \[4\]; has \[3, 6\]"):
         learning_curve(workdir, plan, steps=[4, 6], progress=False)
+
+
+def test_the_validation_loss_is_the_last_one_at_or_before_the_checkpoint(tmp_path):
+    """Checkpoints (e.g. every 375 steps) need not fall on validation steps (every 100)."""
+    import json
+    import math
+
+    from lewm_jax.analysis.curve import _val_cell, _val_loss_at
+
+    logged = [(100, 0.5), (200, 0.4), (200, 0.3), (300, 0.2)]  # step 200 again: resumed
+    lines = [json.dumps({"step": s, "val_pred_loss": v}) for s, v in logged]
+    lines.insert(1, json.dumps({"step": 150, "pred_loss": 9.0}))  # a training row
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    assert _val_loss_at(tmp_path, 250) == (0.3, 200)
+    assert _val_loss_at(tmp_path, 300) == (0.2, 300)
+    loss, at = _val_loss_at(tmp_path, 99)
+    assert math.isnan(loss) and at is None
+    assert _val_cell({"step": 250, "val_pred_loss": 0.3, "val_step": 200}) == "0.3000 (step 200)"
+    assert _val_cell({"step": 300, "val_pred_loss": 0.2, "val_step": 300}) == "0.2000"

@@ -46,11 +46,18 @@ def run_config(workdir):
     return ml_collections.ConfigDict(stored)
 
 
-def _val_loss_at(workdir, step: int) -> float:
-    """The validation prediction loss logged at ``step`` (NaN when it was not validated)."""
+def _val_loss_at(workdir, step: int) -> tuple[float, int | None]:
+    """The validation prediction loss of the last validation at or before ``step``, and
+    the step it was logged at (NaN and None before the first): checkpoints and validation
+    passes need not fall on the same steps."""
     rows = run_dir.read_metrics(workdir)
-    vals = [r["val_pred_loss"] for r in rows if r.get("step") == step and "val_pred_loss" in r]
-    return float(vals[-1]) if vals else float("nan")
+    vals = [(r["step"], r["val_pred_loss"]) for r in rows if "val_pred_loss" in r]
+    vals = [v for v in vals if v[0] <= step]
+    if not vals:
+        return float("nan"), None
+    # A resumed run logs a step again: max() keeps the first of equals, so the last logged.
+    at, loss = max(reversed(vals), key=lambda v: v[0])
+    return float(loss), int(at)
 
 
 def _planning(workdir, plan_config, step: int, progress: bool) -> dict:
@@ -112,7 +119,8 @@ def learning_curve(
 
     Returns:
         One row per step: ``{"step", "success_rate", "ci95", "successes_per_seed",
-        "solved_at_start", "val_pred_loss", "probe_r"}`` (``probe_r``: linear r per quantity).
+        "solved_at_start", "val_pred_loss", "val_step", "probe_r"}`` (``probe_r``: linear r
+        per quantity; ``val_step``: the validation the loss is from, see ``_val_loss_at``).
         Also written as ``curve.json``, ``curve.md`` and ``curve.png`` in ``workdir``.
     """
     import jax
@@ -138,7 +146,7 @@ def learning_curve(
             "ci95": plan["ci95"],
             "successes_per_seed": [s["successes"] for s in plan["per_seed"]],
             "solved_at_start": plan["solved_at_start"]["share"],
-            "val_pred_loss": _val_loss_at(workdir, step),
+            **dict(zip(("val_pred_loss", "val_step"), _val_loss_at(workdir, step), strict=True)),
             "probe_r": {},
         }
         if episodes is not None:
@@ -166,11 +174,18 @@ def format_markdown(rows: list[dict]) -> str:
             f"{100 * r['success_rate']:.1f} % [{100 * lo:.0f}-{100 * hi:.0f}]",
             " / ".join(map(str, r["successes_per_seed"])),
             f"{100 * r['solved_at_start']:.1f} %",
-            f"{r['val_pred_loss']:.4f}",
+            _val_cell(r),
             *(f"{r['probe_r'][n]:.3f}" for n in names),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _val_cell(row: dict) -> str:
+    """The validation loss, with the step it was logged at when that is not the row's."""
+    at = row.get("val_step", row["step"])  # rows of curve.json files written before val_step
+    cell = f"{row['val_pred_loss']:.4f}"
+    return cell if at in (row["step"], None) else f"{cell} (step {at})"
 
 
 def plot(rows: list[dict], path) -> None:
