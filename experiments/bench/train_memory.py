@@ -81,6 +81,7 @@ def run_training(flags_: list[str], workdir: Path) -> dict:
         f"--config.data.num_workers={FLAGS.num_workers}",
         "--config.planning.enabled=False",
         "--config.eval_batches=1",
+        "--config.data.in_memory_gb=0",  # files streamed, as this benchmark is about
         *flags_,
     ]
     out_path = workdir.parent / f"{workdir.name}.log"
