@@ -80,8 +80,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.num_workers = 0  # grain loader processes (0: threads; files read faster with 2-4)
     c.data.prefetch = 2  # batches read ahead of the train step (per worker)
     # hdf5 files whose frames (at image_size) take at most this many GB are read into memory
-    # once, so the loader takes no CPU from the step for decompression (0: always streamed)
-    c.data.in_memory_gb = 2.0
+    # once instead of streamed (0: every file streamed). Off by default: on a 64 px Cube file
+    # it removed the loader's waits but not a second of the run (BENCHMARKS.md, "Training
+    # loop on a collected file"); it pays where reading, not the step, is the bottleneck.
+    c.data.in_memory_gb = 0.0
 
     c.model = ml_collections.ConfigDict()
     c.model.encoder = "Ti/14"  # ViT variant "<size>/<patch>"

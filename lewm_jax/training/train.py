@@ -209,7 +209,9 @@ class PhaseClock:
     """Wall seconds the host loop spends in each phase, to find what it adds to the step.
 
     ``step`` is dispatching steps and waiting for their results (the step itself),
-    ``data`` waiting for the next batch, ``metrics`` fetching and writing logged metrics,
+    ``data`` waiting for the next batch (steps are dispatched asynchronously, so the last
+    one may still be running: a wait the step covers moves to ``step`` when the batch comes
+    sooner, and costs the run nothing), ``metrics`` fetching and writing logged metrics,
     ``validation`` and ``checkpoint`` those passes (a checkpoint's background write shows
     only as time taken from the step).
     """
