@@ -131,7 +131,7 @@ def open_store(data_config, seed: int):
     if build is None:
         store = FILE_DATASETS[data_config.name](data_config)
         limit = data_config.get("in_memory_gb", 0.0)  # absent in configs of older runs
-        if hasattr(store, "load") and store.frames_nbytes <= limit * 2**30:
+        if limit > 0 and hasattr(store, "load") and store.frames_nbytes <= limit * 2**30:
             store.load()
         return store
     return MemoryStore(build(data_config, jax.random.key(seed), data_config.num_episodes))

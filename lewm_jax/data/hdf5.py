@@ -145,9 +145,9 @@ class HDF5Store:
     def load(self) -> "HDF5Store":
         """Reads the pixel and action columns into memory once (decompressed and resized).
 
-        Streaming decompresses every frame of every clip again in the loader's threads,
-        which take CPU from the train step when the cores are few; from memory a clip is a
-        copy. Rows keep their file numbering, so every clip holds what it holds streamed.
+        Streaming decompresses every frame of every clip again in the loader's threads;
+        from memory a clip is a copy, which pays where reading, not the train step, limits
+        a run. Rows keep their file numbering, so every clip holds what it holds streamed.
         """
         f, n = self._h5(), self.num_rows
         pixels = np.empty((n, *self.frame_shape), np.uint8)
