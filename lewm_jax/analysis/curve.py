@@ -140,13 +140,15 @@ def learning_curve(
     rows = []
     for step in todo:
         plan = _planning(workdir, plan_config, step, progress=False)
+        val_loss, val_step = _val_loss_at(workdir, step)
         row = {
             "step": step,
             "success_rate": plan["success_rate"],
             "ci95": plan["ci95"],
             "successes_per_seed": [s["successes"] for s in plan["per_seed"]],
             "solved_at_start": plan["solved_at_start"]["share"],
-            **dict(zip(("val_pred_loss", "val_step"), _val_loss_at(workdir, step), strict=True)),
+            "val_pred_loss": val_loss,
+            "val_step": val_step,
             "probe_r": {},
         }
         if episodes is not None:
