@@ -77,6 +77,7 @@ def test_reading_a_missing_dataset_says_how_to_build_it(tmp_path):
         (("two_room", 0, 10), "image_size must be"),
         (("two_room", 64, 10, 100, 0, "greedy"), "bad part 'greedy'"),
         (("two_room", 64, 10, 100, 0, "noisy", 1.5), "noisy_prob must be in"),
+        (("two_room", 64, 10, 100, 0, "turning"), "'turning'.*'TwoRoom-v0'"),
     ],
 )
 def test_bad_configs(args, match):

@@ -55,3 +55,36 @@ def test_the_config_checks_the_policy_before_any_collection():
         config.data.policy, config.data.name = "random", "moving_dot"
     with pytest.raises(ValueError, match="'moving_dot'"):
         datasets.check_data_config(config.data)
+
+
+def _mean_turn(episodes) -> float:
+    """Mean absolute change of the Push-T block angle per step, within episodes."""
+    turns = []
+    for offset, length in zip(episodes.ep_offset, episodes.ep_len, strict=True):
+        angle = episodes.state[offset : offset + length, 4]
+        turns.append(np.abs((np.diff(angle) + np.pi) % (2 * np.pi) - np.pi))
+    return float(np.concatenate(turns).mean())
+
+
+def test_push_t_turning_data_turns_the_block_far_more_than_the_expert():
+    env, params = envs.make("push_t", image_size=16)
+    key = jax.random.key(1)
+    expert = collect_mix(env, params, "expert", key, 6, 200)
+    turning = collect_mix(env, params, "turning", key, 6, 200)
+    assert _mean_turn(turning) > 2 * _mean_turn(expert)
+    # The goal moves with the block, so a turning episode never ends on success.
+    assert (turning.ep_len == 200).all()
+
+
+def test_turning_is_push_t_only_and_refused_elsewhere_before_collection():
+    config = get_config("test")
+    with config.unlocked():
+        config.data.policy, config.data.name = "expert:0.5,turning:0.5", "two_room"
+    with pytest.raises(ValueError, match="'turning'.*'TwoRoom-v0'"):
+        datasets.check_data_config(config.data)
+    with config.unlocked():
+        config.data.name = "push_t"
+    datasets.check_data_config(config.data)
+    env, params = envs.make("TwoRoom-v0", image_size=16)
+    with pytest.raises(ValueError, match="'turning'"):
+        collect_mix(env, params, "turning", jax.random.key(0), 2, 10)

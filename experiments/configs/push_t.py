@@ -41,7 +41,8 @@ def sweep(add, arg: str | None = None):
     that keeps 64 tokens (success needs the block within 2.5 px of a 64 px frame, 5 px of a
     128 px one), the latent width (the paper: success falls below ~184), and the data
     (the expert with random actions mixed in, as the paper's noisy replays; random-action
-    episodes alone and half of them, which gave Reacher its better model)."""
+    episodes alone and half of them, which gave Reacher its better model; half of them the
+    turning policy, whose block turns in most steps, for the angle the probes miss)."""
     if parse_arg(arg, size="cpu").size == "test":
         add(**{"data.image_size": 32, "model.encoder": "Mu/8"})
         add(**{"data.image_size": 64, "model.encoder": "Mu/16"})
@@ -52,3 +53,4 @@ def sweep(add, arg: str | None = None):
     add(**{"data.policy": "noisy"})
     add(**{"data.policy": "random"})
     add(**{"data.policy": "expert:0.5,random:0.5"})
+    add(**{"data.policy": "expert:0.5,turning:0.5"})

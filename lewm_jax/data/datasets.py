@@ -284,9 +284,11 @@ def check_data_config(data_config) -> None:
     if not 0.0 < data_config.train_fraction <= 1.0:
         raise ValueError(f"data.train_fraction must be in (0, 1], got {data_config.train_fraction}")
     if "policy" in data_config:
-        from lewm_jax.data.policies import parse_mix
+        from lewm_jax.data.policies import check_env_policies, parse_mix
 
-        parse_mix(data_config.policy)
+        parts = parse_mix(data_config.policy)
+        if name in ENVS:
+            check_env_policies(envs.env_class(ENVS[name]), parts)
         # A tfds dataset names its policy (python -m data.build --policy); a file does not.
         if data_config.policy != "expert" and name not in (*ENVS, "tfds"):
             raise ValueError(

@@ -7,7 +7,9 @@ shares the episodes out by fraction, e.g. ``"expert"`` (the default), ``"random"
 - ``expert``: the environment's noisy scripted expert (``env.expert_policy``);
 - ``noisy``: the expert with each action replaced, with probability ``data.noisy_prob``, by
   a uniform random one (more state coverage around the expert's paths);
-- ``random``: uniform actions in [-1, 1]^A (``env.random_policy``).
+- ``random``: uniform actions in [-1, 1]^A (``env.random_policy``);
+- ``turning``: Push-T only, the expert chasing a goal a quarter turn ahead of the block, so
+  the block keeps turning (``PushT.turning_policy``; data for reading the block angle).
 
 Each part is collected with its own key folded from the dataset key, and the parts are
 concatenated in the order written; a single ``expert`` is collected with the dataset key
@@ -19,7 +21,7 @@ import jax.numpy as jnp
 
 from lewm_jax.data.episodes import concat_episodes
 
-POLICIES = ("expert", "noisy", "random")
+POLICIES = ("expert", "noisy", "random", "turning")
 
 
 def parse_mix(spec: str, field: str = "data.policy") -> list[tuple[str, float]]:
@@ -48,12 +50,26 @@ def parse_mix(spec: str, field: str = "data.policy") -> list[tuple[str, float]]:
     return parts
 
 
+def check_env_policies(env_or_class, parts: list[tuple[str, float]]) -> None:
+    """One-line error unless the environment (instance or class) has every policy of
+    ``parts`` (:func:`parse_mix`): ``turning`` is Push-T's alone."""
+    if any(name == "turning" for name, _ in parts) and not hasattr(env_or_class, "turning_policy"):
+        name = getattr(env_or_class, "env_id", None) or getattr(env_or_class, "__name__", "")
+        raise ValueError(
+            f"policy 'turning' needs an environment with a turning policy (PushT-v0), not "
+            f"{name or type(env_or_class).__name__!r}"
+        )
+
+
 def make_policy(env, name: str, noisy_prob: float = 0.3):
     """The ``policy(key, env_state, env_params) -> (A,)`` called ``name`` (:data:`POLICIES`)."""
     if name == "expert":
         return env.expert_policy
     if name == "random":
         return env.random_policy
+    if name == "turning":
+        check_env_policies(env, [(name, 1.0)])
+        return env.turning_policy
     if name != "noisy":
         raise ValueError(f"unknown policy {name!r}; expected one of {POLICIES}")
     if not 0.0 <= noisy_prob <= 1.0:

@@ -23,7 +23,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 
 from lewm_jax import envs  # noqa: E402
 from lewm_jax.data.episodes import episode_offsets  # noqa: E402
-from lewm_jax.data.policies import parse_mix  # noqa: E402
+from lewm_jax.data.policies import check_env_policies, parse_mix  # noqa: E402
 from lewm_jax.data.stores import action_rows  # noqa: E402
 from lewm_jax.frames import resize_frames  # noqa: E402
 
@@ -71,7 +71,7 @@ def make_config(
     """A builder config of a registered env's dataset name; one-line errors for bad input."""
     if env not in ENVS:
         raise ValueError(f"unknown env {env!r}; expected one of {sorted(ENVS)}")
-    parse_mix(policy, field="policy")
+    check_env_policies(envs.env_class(ENVS[env]), parse_mix(policy, field="policy"))
     if not 0.0 <= noisy_prob <= 1.0:
         raise ValueError(f"noisy_prob must be in [0, 1], got {noisy_prob}")
     for name, v in (

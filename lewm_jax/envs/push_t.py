@@ -249,36 +249,58 @@ class PushT(base.PixelEnv):
         orbits around the block to reach the pushing side. Gaussian noise (std 0.1) is added
         and 5 % of actions are uniform.
         """
-        agent, angle = state.agent_pos, state.block_angle
-        cog = phys.block_cog(state.block_pos, angle)
-        to_goal = phys.block_cog(state.goal[2:4], state.goal[4]) - cog
-        dist = jnp.linalg.norm(to_goal)
-        err = phys.wrap_angle(state.goal[4] - angle)
-        rel = agent - cog
-        # Near the goal, turn the block by pushing a bar end along the stem axis.
-        stem_axis = phys.rotation(angle)[:, 1]
-        turn_dir = -jnp.sign(rel @ stem_axis + 1e-6) * stem_axis
-        turning = dist < 15.0
-        u = jnp.where(turning, turn_dir, to_goal / jnp.maximum(dist, 1e-6))
-        v = jnp.stack([-u[1], u[0]])
-        # A push at lateral offset l along v exerts torque -l, hence the sign.
-        lever = jnp.where(
-            turning, jnp.clip(-100.0 * err, -50.0, 50.0), jnp.clip(-40.0 * err, -25.0, 25.0)
-        )
-        along, lateral = rel @ u, rel @ v
-        behind = (along < -10.0) & (jnp.abs(lateral - lever) < 20.0)
-        speed = jnp.where(turning, 0.3, jnp.clip(dist / 60.0, 0.2, 0.6))
-        push = speed * u + jnp.clip((lever - lateral) / 50.0, -0.3, 0.3) * v
-        approach = _go_around(agent, cog + lever * v - 100.0 * u, cog)
-        placed = (dist < 15.0) & (jnp.abs(err) < 0.2)
-        action = jnp.where(
-            placed, _go_around(agent, state.goal[:2], cog), jnp.where(behind, push, approach)
-        )
-        k_noise, k_coin, k_rand = jax.random.split(key, 3)
-        action = action + _NOISE_STD * jax.random.normal(k_noise, (2,))
-        uniform = jax.random.uniform(k_rand, (2,), minval=-1.0, maxval=1.0)
-        action = jnp.where(jax.random.uniform(k_coin) < _RANDOM_PROB, uniform, action)
-        return jnp.clip(action, -1.0, 1.0)
+        goal_cog = phys.block_cog(state.goal[2:4], state.goal[4])
+        return _noisy(key, _push(state, goal_cog, state.goal[4], state.goal[:2]))
+
+    def turning_policy(self, key: jax.Array, state: EnvState, params: EnvParams) -> jax.Array:
+        """The expert chasing a goal pose a quarter turn ahead of the block at its own CoG.
+
+        The goal moves with the block, so the agent never finishes: it keeps pushing a bar
+        end and the block keeps turning (clockwise in the table's left half, counter-clockwise
+        in the right), mostly in place. Data whose frames change the block angle far more
+        often than the expert's (which spends most steps reaching the block or done); same
+        noise as the expert.
+        """
+        cog = phys.block_cog(state.block_pos, state.block_angle)
+        turn = jnp.where(cog[0] < WORLD / 2, 0.5, -0.5) * jnp.pi
+        return _noisy(key, _push(state, cog, state.block_angle + turn, state.agent_pos))
+
+
+def _push(state: EnvState, goal_cog, goal_angle, agent_goal) -> jax.Array:
+    """(2,) noise-free action of the scripted pusher towards the block pose (``goal_cog``,
+    ``goal_angle``), then the agent towards ``agent_goal`` (see ``expert_policy``)."""
+    agent, angle = state.agent_pos, state.block_angle
+    cog = phys.block_cog(state.block_pos, angle)
+    to_goal = goal_cog - cog
+    dist = jnp.linalg.norm(to_goal)
+    err = phys.wrap_angle(goal_angle - angle)
+    rel = agent - cog
+    # Near the goal, turn the block by pushing a bar end along the stem axis.
+    stem_axis = phys.rotation(angle)[:, 1]
+    turn_dir = -jnp.sign(rel @ stem_axis + 1e-6) * stem_axis
+    turning = dist < 15.0
+    u = jnp.where(turning, turn_dir, to_goal / jnp.maximum(dist, 1e-6))
+    v = jnp.stack([-u[1], u[0]])
+    # A push at lateral offset l along v exerts torque -l, hence the sign.
+    lever = jnp.where(
+        turning, jnp.clip(-100.0 * err, -50.0, 50.0), jnp.clip(-40.0 * err, -25.0, 25.0)
+    )
+    along, lateral = rel @ u, rel @ v
+    behind = (along < -10.0) & (jnp.abs(lateral - lever) < 20.0)
+    speed = jnp.where(turning, 0.3, jnp.clip(dist / 60.0, 0.2, 0.6))
+    push = speed * u + jnp.clip((lever - lateral) / 50.0, -0.3, 0.3) * v
+    approach = _go_around(agent, cog + lever * v - 100.0 * u, cog)
+    placed = (dist < 15.0) & (jnp.abs(err) < 0.2)
+    return jnp.where(placed, _go_around(agent, agent_goal, cog), jnp.where(behind, push, approach))
+
+
+def _noisy(key: jax.Array, action: jax.Array) -> jax.Array:
+    """The scripted policies' noise: Gaussian (std 0.1), and 5 % of actions uniform."""
+    k_noise, k_coin, k_rand = jax.random.split(key, 3)
+    action = action + _NOISE_STD * jax.random.normal(k_noise, (2,))
+    uniform = jax.random.uniform(k_rand, (2,), minval=-1.0, maxval=1.0)
+    action = jnp.where(jax.random.uniform(k_coin) < _RANDOM_PROB, uniform, action)
+    return jnp.clip(action, -1.0, 1.0)
 
 
 def _go_around(agent, target, cog):
