@@ -95,6 +95,8 @@ def test_a_file_read_into_memory_gives_the_streamed_clips(tmp_path):
     np.testing.assert_array_equal(streamed.batch(1)["pixels"], loaded.batch(1)["pixels"])
     config = _hdf5_config(path, image_size=16, in_memory_gb=111 * 768 / 2**30).unlock().data
     assert datasets.open_store(config, 0)._pixels is not None  # exactly at the limit
+    # A pass over the actions (a run's action statistics) streams even then.
+    assert datasets.open_store(config, 0, in_memory=False)._pixels is None
     config.in_memory_gb = 110 * 768 / 2**30
     assert datasets.open_store(config, 0)._pixels is None
     config.in_memory_gb = -1.0

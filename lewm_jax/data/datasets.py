@@ -119,11 +119,11 @@ def _source(name: str):
     raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(dataset_names())}")
 
 
-def open_store(data_config, seed: int):
+def open_store(data_config, seed: int, *, in_memory: bool = True):
     """The clip store of ``config.data``: files are streamed (:class:`HDF5Store`, TFDS),
     except an HDF5 file whose frames take at most ``data.in_memory_gb``, which is read into
-    memory once; generated datasets are built in memory (:class:`MemoryStore`),
-    deterministic in ``seed``.
+    memory once unless ``in_memory`` is False (a single pass, e.g. over the actions);
+    generated datasets are built in memory (:class:`MemoryStore`), deterministic in ``seed``.
     """
     from lewm_jax.data.stores import MemoryStore
 
@@ -131,7 +131,8 @@ def open_store(data_config, seed: int):
     if build is None:
         store = FILE_DATASETS[data_config.name](data_config)
         limit = data_config.get("in_memory_gb", 0.0)  # absent in configs of older runs
-        if limit > 0 and hasattr(store, "load") and store.frames_nbytes <= limit * 2**30:
+        fits = hasattr(store, "load") and store.frames_nbytes <= limit * 2**30
+        if in_memory and limit > 0 and fits:
             store.load()
         return store
     return MemoryStore(build(data_config, jax.random.key(seed), data_config.num_episodes))

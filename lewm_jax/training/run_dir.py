@@ -237,8 +237,9 @@ class Run:
             "before runs saved it); recomputing it from the training dataset",
             flush=True,
         )
-        store = datasets.open_store(self.config.data, self.config.seed)
-        stats = action_stats(store.action_chunks())  # the one streaming pass training makes
+        # The one streaming pass training makes; never the frames read into memory for it.
+        store = datasets.open_store(self.config.data, self.config.seed, in_memory=False)
+        stats = action_stats(store.action_chunks())
         try:
             write_action_stats(self.workdir, *stats)
         except OSError:
