@@ -136,6 +136,18 @@ def test_plan_command_evaluates_planners_and_refuses_bad_inputs(tiny_two_room_ru
         assert bad.stderr.strip().splitlines()[-1].startswith("error: ") and message in bad.stderr
 
 
+def test_probe_command_probes_a_named_checkpoint_into_its_own_report(tiny_two_room_run, tmp_path):
+    _, run, _ = tiny_two_room_run(tmp_path)
+    probe = [sys.executable, "-m", "experiments.probe", f"--workdir={run}", "--episodes=10"]
+    ok = _run([*probe, "--step=2"])
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    report = json.loads((run / "probe_step2.json").read_text())
+    assert report["step"] == 2 and "TwoRoom-v0, step 2:" in ok.stdout
+    assert not (run / "probe.json").exists()  # the latest checkpoint's report is its own
+    bad = _run([*probe, "--step=7"])
+    assert bad.returncode != 0 and "holds no checkpoint of step 7; has [2]" in bad.stderr
+
+
 def test_command_errors_print_only_their_first_line():
     from experiments.cli import exit_with_error
 
