@@ -256,8 +256,8 @@ class PushT(base.PixelEnv):
         """The expert chasing a goal pose a quarter turn ahead of the block at its own CoG.
 
         The goal moves with the block, so the agent never finishes: it keeps pushing a bar
-        end and the block keeps turning (clockwise in the table's left half, counter-clockwise
-        in the right), mostly in place. Data whose frames change the block angle far more
+        end and the block keeps turning (towards larger angles in the table's left half,
+        smaller in the right), mostly in place. Data whose frames change the block angle far more
         often than the expert's (which spends most steps reaching the block or done); same
         noise as the expert.
         """
