@@ -257,9 +257,9 @@ class PushT(base.PixelEnv):
 
         The goal moves with the block, so the agent never finishes: it keeps pushing a bar
         end and the block keeps turning (towards larger angles in the table's left half,
-        smaller in the right) while its centre wanders near where it started. Data whose frames change the block angle far more
-        often than the expert's (which spends most steps reaching the block or done); same
-        noise as the expert.
+        smaller in the right) while its centre wanders near where it started. Data whose
+        frames change the block angle far more often than the expert's (which spends most
+        steps reaching the block or done); same noise as the expert.
         """
         cog = phys.block_cog(state.block_pos, state.block_angle)
         turn = jnp.where(cog[0] < WORLD / 2, 0.5, -0.5) * jnp.pi
