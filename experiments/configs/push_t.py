@@ -29,7 +29,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = lewm.get_config(f"{arg.size},env=push_t")
     if arg.size == "cpu":
         # 64 px frames, latent 128 and expert-only data: no screened candidate did better
-        # at 500 steps (RESULTS.md, "Push-T recipe screening").
+        # at 500 steps (RESULTS.md, "Push-T recipe screening"), nor half turning data at
+        # 4000 ("Push-T: data that turns the block, 4000 steps").
         long_expert_run(c)
     elif arg.size == "paper":
         paper_data(c, num_episodes=20000, episode_len=200)
