@@ -50,28 +50,32 @@ def parse_mix(spec: str, field: str = "data.policy") -> list[tuple[str, float]]:
     return parts
 
 
+def _method(name: str) -> str:
+    """The environment method a policy part is collected with (``noisy`` mixes the expert's
+    actions with uniform ones)."""
+    return "expert_policy" if name == "noisy" else f"{name}_policy"
+
+
 def check_env_policies(env_or_class, parts: list[tuple[str, float]]) -> None:
-    """One-line error unless the environment (instance or class) has every policy of
-    ``parts`` (:func:`parse_mix`): ``turning`` is Push-T's alone."""
-    if any(name == "turning" for name, _ in parts) and not hasattr(env_or_class, "turning_policy"):
-        name = getattr(env_or_class, "env_id", None) or getattr(env_or_class, "__name__", "")
-        raise ValueError(
-            f"policy 'turning' needs an environment with a turning policy (PushT-v0), not "
-            f"{name or type(env_or_class).__name__!r}"
-        )
+    """One-line error unless the environment (instance or class) has the method of every
+    policy of ``parts`` (:func:`parse_mix`), e.g. ``turning_policy``, which only Push-T has."""
+    for name, _ in parts:
+        if not hasattr(env_or_class, _method(name)):
+            env_id = getattr(env_or_class, "env_id", "") or env_or_class
+            raise ValueError(
+                f"policy {name!r} needs an environment with {_method(name)} (turning: "
+                f"PushT-v0), not {env_id!r}"
+            )
 
 
 def make_policy(env, name: str, noisy_prob: float = 0.3):
-    """The ``policy(key, env_state, env_params) -> (A,)`` called ``name`` (:data:`POLICIES`)."""
-    if name == "expert":
-        return env.expert_policy
-    if name == "random":
-        return env.random_policy
-    if name == "turning":
-        check_env_policies(env, [(name, 1.0)])
-        return env.turning_policy
-    if name != "noisy":
+    """The ``policy(key, env_state, env_params) -> (A,)`` called ``name`` (:data:`POLICIES`):
+    the environment's ``<name>_policy`` method, or the ``noisy`` mix of expert and uniform."""
+    if name not in POLICIES:
         raise ValueError(f"unknown policy {name!r}; expected one of {POLICIES}")
+    check_env_policies(env, [(name, 1.0)])
+    if name != "noisy":
+        return getattr(env, _method(name))
     if not 0.0 <= noisy_prob <= 1.0:
         raise ValueError(f"data.noisy_prob must be in [0, 1], got {noisy_prob}")
 
