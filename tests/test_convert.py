@@ -186,6 +186,16 @@ def test_official_pusht_config_gives_the_paper_model():
     assert convert.config_from_official(back) == overrides
 
 
+def test_a_resnet_encoder_is_refused_by_both_directions(small):
+    config, variables, sd = small
+    resnet = _config("test")
+    resnet.model.encoder = "R18w8"
+    with pytest.raises(ValueError, match="'R18w8' is a ResNet; the original has only the ViT"):
+        convert.official_config_from_model(resnet.model, image_size=32, action_input_dim=10)
+    with pytest.raises(ValueError, match="'R18w8' is a ResNet"):
+        convert.torch_state_dict_to_variables(sd, resnet.model)
+
+
 def test_a_wider_action_block_is_squeezed_to_the_originals_ten():
     """The original builds ``Embedder(input_dim=frameskip * action_dim)``, keeping
     smoothed_dim 10 for every environment: Cube's 5 x 5 block goes 25 -> 10."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from experiments.configs.lewm import get_config
-from lewm_jax.models import ConditionalBlock, ViT, build_model
+from lewm_jax.models import ConditionalBlock, ResNet, ViT, build_model
 from lewm_jax.models.vit import bicubic_matrix, interpolate_pos_embed
 
 
@@ -136,3 +136,44 @@ class _Cfg:
 
     def __init__(self, base, **overrides):
         self.__dict__.update(base.to_dict(), **overrides)
+
+
+def test_resnet18_has_torchvisions_feature_extractor_shape():
+    """torchvision's resnet18 has 11,689,512 parameters, 513,000 of them in its classifier."""
+    images = jnp.zeros((2, 64, 64, 3))
+    shapes = jax.eval_shape(lambda k: ResNet("R18").init(k, images), jax.random.key(0))
+    assert _count(shapes["params"]) == 11_176_512
+    # Running mean and variance of its 4,800 BatchNorm features (torchvision's buffers).
+    assert _count(shapes["batch_stats"]) == 2 * 4_800
+    out = jax.eval_shape(lambda v: ResNet("R18").apply(v, images), shapes)
+    assert out.shape == (2, 512)
+    half = jax.eval_shape(lambda k: ResNet("R18w32").init(k, images), jax.random.key(0))
+    assert jax.eval_shape(lambda v: ResNet("R18w32").apply(v, images), half).shape == (2, 256)
+
+
+def test_resnet_encoder_trains_its_batch_statistics_and_plans_with_the_running_ones():
+    config = get_config("test")
+    config.model.encoder = "R18w8"
+    model = build_model(config.model, image_size=config.data.image_size)
+    pixels, actions = _sample(config)
+    pixels = jax.random.randint(jax.random.key(1), pixels.shape, 0, 256).astype(jnp.uint8)
+    keys = {"params": jax.random.key(0), "dropout": jax.random.key(0)}
+    variables = model.init(keys, pixels, actions)
+    assert "resnet" in variables["params"] and "vit" not in variables["params"]
+    (z, pred), stats = model.apply(
+        variables,
+        pixels,
+        actions,
+        train=True,
+        mutable=["batch_stats"],
+        rngs={"dropout": jax.random.key(2)},
+    )
+    assert z.shape == (2, config.data.num_frames, config.model.latent_dim)
+    assert pred.shape == (2, config.model.history, config.model.latent_dim)
+    new = {**variables, **stats}
+    stem = new["batch_stats"]["resnet"]["stem_bn"]["mean"]
+    assert not np.allclose(stem, variables["batch_stats"]["resnet"]["stem_bn"]["mean"])
+    # Evaluation normalises with the running statistics: one frame encodes alone as in a batch.
+    alone = model.apply(new, pixels[:1], method=model.encode)
+    both = model.apply(new, pixels, method=model.encode)
+    np.testing.assert_allclose(alone, both[:1], rtol=1e-5, atol=1e-5)

@@ -59,8 +59,11 @@ def test_sharded_train_step_compiles_once_and_lowers_the_loss():
     assert leaf.sharding.is_fully_replicated
 
 
-def test_sharded_step_equals_single_device_step():
+@pytest.mark.parametrize("encoder", ["Mu/8", "R18w8"])
+def test_sharded_step_equals_single_device_step(encoder):
+    """Also for a ResNet encoder, whose BatchNorm statistics must span the global batch."""
     config = get_config("test")
+    config.model.encoder = encoder
     src, model, tx = _setup(config)
     local = src.batch(0)
     state0 = init_train_state(model, tx, jax.random.key(0), local)
@@ -122,6 +125,9 @@ def _assert_untouched(tmp_path):
     [
         ("batch_size", 12, "not divisible by the 8 devices"),
         ("data.image_size", 30, "multiple of the patch size"),
+        ("model.encoder", "R19", "unknown ResNet variant 'R19'"),
+        ("model.encoder", "R18w0", "unknown ResNet variant 'R18w0'"),
+        ("model.encoder", "vit", "unknown model.encoder 'vit'"),
         ("model.dtype", "float16", "model.dtype"),
         ("data.name", "nope", "unknown dataset"),
     ],

@@ -86,7 +86,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.in_memory_gb = 0.0
 
     c.model = ml_collections.ConfigDict()
-    c.model.encoder = "Ti/14"  # ViT variant "<size>/<patch>"
+    c.model.encoder = "Ti/14"  # ViT "<size>/<patch>", or a ResNet "R18" / "R18w<width>"
     c.model.latent_dim = 192  # D, latent and predictor width
     c.model.proj_hidden = 2048  # hidden width of projector and predictor head
     c.model.history = 3  # predictor context frames

@@ -2,6 +2,7 @@
 
 import ml_collections
 
+from lewm_jax.models.resnet import is_resnet
 from lewm_jax.models.vit import VIT_SIZES, decode_variant
 
 # HF ViT sizes of stable_pretraining's vit_hf: (width, depth, heads); MLP is 4 x width.
@@ -27,6 +28,16 @@ _SECTIONS = {
     "projector": "input_dim hidden_dim output_dim norm_fn act_fn",
     "pred_proj": "input_dim hidden_dim output_dim norm_fn act_fn",
 }
+
+
+def check_vit_encoder(model_config) -> None:
+    """Raises a one-line error unless the model's encoder is a ViT, the only one the
+    original (stable-worldmodel 0.1.1) has; a ResNet encoder has nothing to convert to."""
+    if is_resnet(model_config.encoder):
+        raise ValueError(
+            f"model.encoder {model_config.encoder!r} is a ResNet; the original has only the "
+            f"ViT encoder, so only ViT models convert"
+        )
 
 
 def _require(ok, message: str) -> None:
@@ -123,6 +134,7 @@ def official_config_from_model(model_config, *, image_size: int, action_input_di
         action_input_dim: action-block width, ``frameskip * action_dim``.
     """
     mc = as_model_config(model_config)
+    check_vit_encoder(mc)
     vit = decode_variant(mc.encoder)
     dims = (vit["width"], vit["depth"], vit["num_heads"])
     named = [n for n, v in HF_VIT_SIZES.items() if v == dims and vit["mlp_dim"] == 4 * dims[0]]

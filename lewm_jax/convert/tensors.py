@@ -12,7 +12,7 @@ asked for. Arrays are host NumPy.
 import jax
 import numpy as np
 
-from lewm_jax.convert.configs import as_model_config
+from lewm_jax.convert.configs import as_model_config, check_vit_encoder
 from lewm_jax.models.vit import decode_variant
 
 # Keys the reference may hold that do not affect LeWM's outputs (vit_hf's default
@@ -48,6 +48,7 @@ def _rules(model_config, layout: str) -> list[tuple[tuple[str, ...], tuple[str, 
     """``(torch keys, variables path, kind)`` for every tensor, in the reference's order."""
     if layout not in HF_LAYOUTS:
         raise ValueError(f"unknown HF layout {layout!r}; expected one of {HF_LAYOUTS}")
+    check_vit_encoder(model_config)
     rules = []
 
     def add(keys, path, kind="id", collection="params"):

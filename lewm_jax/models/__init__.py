@@ -7,15 +7,18 @@ require("lewm_jax.models", "models", "flax")
 from lewm_jax.models.heads import ActionEncoder, MLPHead  # noqa: E402
 from lewm_jax.models.jepa import JEPA, build_model  # noqa: E402
 from lewm_jax.models.predictor import ARPredictor, ConditionalBlock  # noqa: E402
+from lewm_jax.models.resnet import ResNet, decode_resnet  # noqa: E402
 from lewm_jax.models.vit import ViT, decode_variant  # noqa: E402
 
 __all__ = [
     "JEPA",
     "ViT",
+    "ResNet",
     "ARPredictor",
     "ConditionalBlock",
     "MLPHead",
     "ActionEncoder",
     "build_model",
     "decode_variant",
+    "decode_resnet",
 ]

@@ -12,7 +12,8 @@ import numpy as np
 from lewm_jax.models.heads import ActionEncoder, MLPHead
 from lewm_jax.models.layers import Dtype
 from lewm_jax.models.predictor import ARPredictor
-from lewm_jax.models.vit import ViT, decode_variant
+from lewm_jax.models.resnet import ResNet, decode_resnet, is_resnet
+from lewm_jax.models.vit import VIT_SIZES, ViT, decode_variant
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -36,7 +37,8 @@ class JEPA(nn.Module):
     ``predict`` for planning, or ``__call__`` for the teacher-forced training forward.
 
     Attributes:
-        encoder: ViT variant string, e.g. ``"Ti/14"``.
+        encoder: ViT variant string, e.g. ``"Ti/14"``, or a ResNet's, e.g. ``"R18"`` (the
+            paper's encoder ablation; its BatchNorm statistics live in ``batch_stats``).
         image_size: native image size of the encoder's position table.
         latent_dim: D, the latent (and predictor) width.
         proj_hidden: hidden width of the projector and predictor head.
@@ -67,7 +69,11 @@ class JEPA(nn.Module):
     dtype: Dtype = jnp.float32
 
     def setup(self):
-        self.vit = ViT(self.encoder, self.image_size, self.dtype)
+        # The ViT keeps the attribute name "vit": checkpoints and the converter address it.
+        if is_resnet(self.encoder):
+            self.resnet = ResNet(self.encoder, self.dtype)
+        else:
+            self.vit = ViT(self.encoder, self.image_size, self.dtype)
         self.projector = MLPHead(self.proj_hidden, self.latent_dim, self.dtype)
         self.action_encoder = ActionEncoder(
             self.latent_dim, self.action_mlp_scale, self.action_smoothed_dim, self.dtype
@@ -88,7 +94,10 @@ class JEPA(nn.Module):
         check_pixels(pixels)
         b, t = pixels.shape[:2]
         images = normalize_pixels(pixels.reshape(b * t, *pixels.shape[2:]))
-        feats = self.vit(images.astype(self.dtype))
+        if is_resnet(self.encoder):
+            feats = self.resnet(images.astype(self.dtype), train=train)
+        else:
+            feats = self.vit(images.astype(self.dtype))
         z = self.projector(feats, train=train)  # BatchNorm over batch x time
         return z.reshape(b, t, -1).astype(jnp.float32)
 
@@ -180,15 +189,27 @@ def _action_smoothed_dim(model_config):
     return getattr(model_config, "action_smoothed_dim", None)
 
 
-def check_model_config(model_config, *, image_size: int) -> None:
-    """One-line errors for a ``config.model`` that cannot be built for ``image_size`` frames."""
-    _dtype(model_config)
-    patch = decode_variant(model_config.encoder)["patch_size"]
+def _check_encoder(encoder: str, image_size: int) -> None:
+    if is_resnet(encoder):  # padded convolutions: any frame size encodes
+        decode_resnet(encoder)
+        return
+    if "/" not in encoder:
+        raise ValueError(
+            f"unknown model.encoder {encoder!r}; expected a ViT '<size>/<patch>' with size in "
+            f"{sorted(VIT_SIZES)} (e.g. 'Ti/14') or a ResNet such as 'R18' or 'R18w32'"
+        )
+    patch = decode_variant(encoder)["patch_size"]
     if patch < 1 or image_size % patch:
         raise ValueError(
             f"data.image_size {image_size} is not a multiple of the patch size "
-            f"{patch} of model.encoder {model_config.encoder!r}"
+            f"{patch} of model.encoder {encoder!r}"
         )
+
+
+def check_model_config(model_config, *, image_size: int) -> None:
+    """One-line errors for a ``config.model`` that cannot be built for ``image_size`` frames."""
+    _dtype(model_config)
+    _check_encoder(model_config.encoder, image_size)
     for name in _POSITIVE:
         if model_config[name] < 1:
             raise ValueError(f"model.{name} must be >= 1, got {model_config[name]}")
