@@ -43,7 +43,8 @@ def sweep(add, arg: str | None = None):
     128 px one), the latent width (the paper: success falls below ~184), and the data
     (the expert with random actions mixed in, as the paper's noisy replays; random-action
     episodes alone and half of them, which gave Reacher its better model; half of them the
-    turning policy, whose block turns in most steps, for the angle the probes miss)."""
+    turning policy, whose block turns in most steps, for the angle the probes miss), and the
+    encoder (a ResNet-18 at half width, the paper's encoder ablation at a CPU's cost)."""
     if parse_arg(arg, size="cpu").size == "test":
         add(**{"data.image_size": 32, "model.encoder": "Mu/8"})
         add(**{"data.image_size": 64, "model.encoder": "Mu/16"})
@@ -55,3 +56,4 @@ def sweep(add, arg: str | None = None):
     add(**{"data.policy": "random"})
     add(**{"data.policy": "expert:0.5,random:0.5"})
     add(**{"data.policy": "expert:0.5,turning:0.5"})
+    add(**{"model.encoder": "R18w32"})
