@@ -177,3 +177,12 @@ def test_reacher_size_counts_more_changed_pixels_at_larger_frames(tmp_path):
         assert 0 < small["changed_pixels"] < large["changed_pixels"]
     # Moving the shoulder moves the whole arm: more pixels than the forearm alone.
     assert sizes["64"]["shoulder"]["changed_pixels"] > sizes["64"]["wrist"]["changed_pixels"]
+
+
+def test_train_speed_times_another_encoder_and_refuses_a_bad_one():
+    from experiments.bench import train_speed
+
+    row = train_speed.time_train_step("test", 8, 0, "", 1, encoder="R18w8")
+    assert row["encoder"] == "R18w8" and row["s_per_step"] > 0
+    with pytest.raises(ValueError, match="unknown ResNet variant 'R17'"):
+        train_speed.time_train_step("test", 8, 0, "", 1, encoder="R17")

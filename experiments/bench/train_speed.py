@@ -8,6 +8,7 @@ pixels), the real model, optimizer, loss and sharding of ``experiments/configs/l
       python -m experiments.bench.train_speed --sizes=cpu --devices=1,2,4,8
   python -m experiments.bench.train_speed --sizes=cpu,paper --batch_size=16 \
       --reference_python=/work/ref-venv/bin/python     # side by side with stable-worldmodel
+  python -m experiments.bench.train_speed --sizes=cpu --encoder=R18w32 --reference_python=
 
 With a reference interpreter (``--reference_python`` or ``LEWM_TORCH_PYTHON``), each size is
 also timed with the stable-worldmodel PyTorch LeWM of the same config.json on the same
@@ -28,6 +29,7 @@ from absl import app, flags
 from experiments.bench import reference
 from experiments.configs.lewm import get_config
 from lewm_jax.models import build_model
+from lewm_jax.models.jepa import check_model_config
 from lewm_jax.training import sharding
 from lewm_jax.training.optim import make_optimizer
 from lewm_jax.training.state import init_train_state
@@ -43,6 +45,7 @@ def define_flags():
     flags.DEFINE_list("devices", [], "Device counts to time (default: all devices).")
     flags.DEFINE_integer("batch_size", 0, "Global batch (0 = the config's).")
     flags.DEFINE_string("dtype", "", "Compute dtype override: float32 or bfloat16.")
+    flags.DEFINE_string("encoder", "", "model.encoder override, e.g. R18w32 (lewm_jax only).")
     flags.DEFINE_integer("steps", 5, "Timed steps after the warm-up step.")
     flags.DEFINE_string("json", "", "Also write the table to this JSON file.")
     flags.DEFINE_string(
@@ -70,13 +73,23 @@ def _step_flops(jitted, *args) -> float:
 
 
 def time_train_step(
-    size: str, num_devices: int, batch_size: int, dtype: str, steps: int, peak_tflops: float = 0.0
+    size: str,
+    num_devices: int,
+    batch_size: int,
+    dtype: str,
+    steps: int,
+    peak_tflops: float = 0.0,
+    encoder: str = "",
 ) -> dict:
     """Compile time, median step time (with the fastest and slowest step) and (given the
-    device peak) MFU of one configuration."""
+    device peak) MFU of one configuration (``encoder``: another ``model.encoder``)."""
     config = get_config(size)
-    model_config = config.model.to_dict() | ({"dtype": dtype} if dtype else {})
-    model_config = type("M", (), model_config)
+    if dtype:
+        config.model.dtype = dtype
+    if encoder:
+        config.model.encoder = encoder
+    check_model_config(config.model, image_size=config.data.image_size)
+    model_config = config.model
     batch_size = batch_size or config.batch_size
     mesh = sharding.make_mesh(jax.devices()[:num_devices])
     sharding.check_batch_size(batch_size, mesh)
@@ -122,6 +135,7 @@ def time_train_step(
     return {
         "impl": "lewm_jax",
         "size": size,
+        "encoder": model_config.encoder,
         "params": int(n_params),
         "batch": batch_size,
         "devices": num_devices,
@@ -179,13 +193,24 @@ def _speedups(rows: list[dict]) -> list[str]:
 def main(argv):
     del argv
     counts = [int(n) for n in FLAGS.devices] or [len(jax.devices())]
+    if FLAGS.encoder and FLAGS.reference_python:
+        raise SystemExit(
+            f"error: --encoder={FLAGS.encoder} has no counterpart in the reference, which "
+            f"builds the config's own encoder; pass --reference_python= to time lewm_jax alone"
+        )
     rows = []
     for size in FLAGS.sizes:
         for n in counts:
             try:
                 rows.append(
                     time_train_step(
-                        size, n, FLAGS.batch_size, FLAGS.dtype, FLAGS.steps, FLAGS.peak_tflops
+                        size,
+                        n,
+                        FLAGS.batch_size,
+                        FLAGS.dtype,
+                        FLAGS.steps,
+                        FLAGS.peak_tflops,
+                        FLAGS.encoder,
                     )
                 )
             except jax.errors.JaxRuntimeError as e:  # e.g. the paper batch on a small host
