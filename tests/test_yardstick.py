@@ -71,7 +71,11 @@ def test_configs_the_original_cannot_train_are_refused_in_one_line():
     with pytest.raises(ValueError, match="'vicreg'"):
         yardstick.check_config(config)
     with config.unlocked():
-        config.loss.regularizer, config.data.name = "sigreg", "hdf5"
+        config.loss.regularizer, config.model.encoder = "sigreg", "R18w8"
+    with pytest.raises(ValueError, match="'R18w8' is a ResNet, which the original does not"):
+        yardstick.check_config(config)
+    with config.unlocked():
+        config.model.encoder, config.data.name = "Mu/8", "hdf5"
     with pytest.raises(ValueError, match="'hdf5' needs data.path"):
         yardstick.check_config(config)
     with config.unlocked():  # a run field that experiments.train would refuse

@@ -20,7 +20,8 @@ Every stage keeps what an earlier call wrote (a stage whose output exists is ski
 killed run resumes at the stage it was in), and ``--stages`` runs some of them:
 
   LEWM_TORCH_PYTHON=/work/ref-venv/bin/python python -m experiments.bench.yardstick \\
-      --config=experiments/configs/push_t.py --out=runs/yardstick_pusht
+      --config=experiments/configs/push_t.py --config.model.encoder=Mi/8 \\
+      --config.total_steps=2000 --out=runs/yardstick_pusht
   ... --config=experiments/configs/cube.py --config.data.path=runs/cube/cube_single_64.h5 \\
       --out=runs/yardstick_cube
 
@@ -56,9 +57,15 @@ def define_flags():
 def check_config(config) -> None:
     """One-line errors for a config the comparison cannot run as asked, before any stage
     writes (the whole run config, as ``experiments.train`` checks it)."""
+    from lewm_jax.models.resnet import is_resnet
     from lewm_jax.run import validate_config
 
     validate_config(config)
+    if is_resnet(config.model.encoder):
+        raise ValueError(
+            f"model.encoder {config.model.encoder!r} is a ResNet, which the original does not "
+            "have; compare a ViT recipe (e.g. --config.model.encoder=Mi/8)"
+        )
     if config.loss.regularizer != "sigreg" or config.loss.ema_target:
         raise ValueError(
             f"loss {config.loss.regularizer!r} (ema_target={config.loss.ema_target}): the "
