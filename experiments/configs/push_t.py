@@ -30,8 +30,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = lewm.get_config(f"{arg.size},env=push_t")
     if arg.size == "cpu":
         # A half-width ResNet-18 on 64 px frames, latent 128, expert-only data, 1500 steps:
-        # in about the wall time of the ViT's 4000 steps it plans at 38 % against 25 % and
-        # reads the agent and the angle better (RESULTS.md, "Push-T: a ResNet encoder"). No
+        # it plans at 38 % where the ViT's 4000 steps (0.7x its step time, success flat from
+        # 1000 steps on) reach 25 %, and reads the agent and the angle better (RESULTS.md,
+        # "Push-T: a ResNet encoder"). No
         # ViT candidate beat the ViT base (frame size, latent width, data, lambda, predictor
         # depth: "Push-T recipe screening" and the sections after it).
         long_expert_run(c)
