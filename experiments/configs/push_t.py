@@ -32,9 +32,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # A half-width ResNet-18 on 64 px frames, latent 128, expert-only data, 1500 steps:
         # it plans at 38 % where the ViT's 4000 steps (0.7x its step time, success flat from
         # 1000 steps on) reach 25 %, and reads the agent and the angle better (RESULTS.md,
-        # "Push-T: a ResNet encoder"). No
-        # ViT candidate beat the ViT base (frame size, latent width, data, lambda, predictor
-        # depth: "Push-T recipe screening" and the sections after it).
+        # "Push-T: a ResNet encoder"). No ViT candidate beat the ViT base (frame size, latent
+        # width, data, lambda, predictor depth: "Push-T recipe screening" and after it).
         long_expert_run(c)
         c.model.encoder = "R18w32"
         c.total_steps = 1500

@@ -24,9 +24,13 @@ DEFAULT_WIDTH = 64  # torchvision's first-stage width; stages double it
 _conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
+# The grammar of a ResNet variant: a depth name, then optionally "w<first-stage width>".
+_VARIANT = re.compile(r"(R\d+)(?:w(\d+))?")
+
+
 def is_resnet(variant: str) -> bool:
     """True when ``variant`` names a ResNet (``"R18"``, ``"R34"``, optionally ``"w<width>"``)."""
-    return re.fullmatch(r"R\d+(w\d+)?", variant) is not None
+    return _VARIANT.fullmatch(variant) is not None
 
 
 def decode_resnet(variant: str) -> dict:
@@ -36,7 +40,7 @@ def decode_resnet(variant: str) -> dict:
         Dict with ``blocks`` (per stage) and ``width`` (first stage; the features are
         ``8 * width`` wide).
     """
-    match = re.fullmatch(r"(R\d+)(?:w(\d+))?", variant)
+    match = _VARIANT.fullmatch(variant)
     width = int(match.group(2) or DEFAULT_WIDTH) if match else 0
     if match is None or match.group(1) not in RESNET_BLOCKS or width < 1:
         raise ValueError(
